@@ -1,0 +1,69 @@
+// HostServices: what the host offers plugins through the keel_host_t table (ARCHITECTURE.md §2,
+// rule 4). The run-level state (step, LR, metrics, generation settings, stop requests) lives here
+// and works in every command; services that need a model, data or checkpoints are virtual and fail
+// with KEEL_UNSUPPORTED until a command that has them (the trainer) overrides them.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "keel/keel_plugin.h"
+
+namespace keel {
+
+// A service failed: status and reason, turned into host->set_error + status at the boundary.
+struct ServiceError {
+  keel_status_t status;
+  std::string message;
+};
+
+struct MetricValue {
+  double value = 0;
+  bool alarm = false;
+  std::string reason;
+  int64_t step = 0;
+  std::string publisher;  // the plugin that published it
+};
+
+class HostServices {
+ public:
+  virtual ~HostServices() = default;
+
+  // ---- run state, real in every command ----
+  int64_t step = 0, total_steps = 0, epoch = 0;
+  uint64_t seed = 0;
+  std::string run_dir;
+  double base_lr = 0, lr = 0;  // lr: the rate after the chain, this step
+  keel_generation_settings_t generation{sizeof(keel_generation_settings_t), 0.7, 0.95, 0, 1.0, 96};
+  std::map<std::string, MetricValue> metrics;
+  std::optional<std::string> stop_reason, rollback_reason;
+
+  // ---- model, data, checkpoints: what a command has ----
+  virtual std::vector<std::string> parameter_names() { return {}; }
+  virtual DLTensor parameter_view(const std::string &name) { unsupported("model parameters", name); }
+  virtual void copy_parameter_to(const std::string &name, DLTensor &) { unsupported("model parameters", name); }
+  virtual void copy_parameter_from(const std::string &name, const DLTensor &) {
+    unsupported("model parameters", name);
+  }
+  virtual bool embeddings_tied() { return false; }
+  virtual void set_dropout(keel_dropout_site_t, double) { unsupported("dropout sites"); }
+  virtual double dropout(keel_dropout_site_t) { unsupported("dropout sites"); }
+  virtual std::vector<keel_source_info_t> sources() { return {}; }
+  virtual void reshuffle_source(const std::string &name, uint64_t) { unsupported("data sources", name); }
+  virtual DLTensor eval_logits(uint32_t) { unsupported("evaluation logits"); }
+  virtual std::vector<keel_checkpoint_info_t> checkpoints() { return {}; }
+  virtual void request_rollback(const std::string &) { unsupported("checkpoints (rollback)"); }
+
+  // Human name of the command, for "not available in ..." messages.
+  std::string context = "this command";
+
+ protected:
+  [[noreturn]] void unsupported(const std::string &what, const std::string &name = "") const {
+    throw ServiceError{KEEL_UNSUPPORTED, what + (name.empty() ? "" : " ('" + name + "')") +
+                                             " are not available in " + context};
+  }
+};
+
+}  // namespace keel
