@@ -14,5 +14,8 @@ struct Command {
 
 Command add_plugins_command(CLI::App &app);
 Command add_train_command(CLI::App &app);
+Command add_init_model_command(CLI::App &app);
+Command add_generate_command(CLI::App &app);
+Command add_perplexity_command(CLI::App &app);
 
 }  // namespace keel

@@ -19,6 +19,9 @@ int main(int argc, char **argv) {
   const std::vector<Command> commands = {
       add_plugins_command(app),
       add_train_command(app),
+      add_init_model_command(app),
+      add_generate_command(app),
+      add_perplexity_command(app),
       // one line per further subcommand (tokenize, generate, score, ...)
   };
 

@@ -1,0 +1,161 @@
+// keel init-model, keel generate, keel perplexity: the model on its own, without a pipeline.
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/model_folder.hpp"
+#include "cli/commands.hpp"
+#include "common/errors.hpp"
+#include "generate/generate.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace keel {
+namespace {
+
+std::vector<int64_t> parse_ids(const json &j, const std::string &where, int64_t vocab) {
+  if (!j.is_array()) throw UserError(where + ": \"ids\" must be an array of token ids");
+  std::vector<int64_t> ids;
+  for (const auto &x : j) {
+    if (!x.is_number_integer()) throw UserError(where + ": \"ids\" must hold integers");
+    int64_t v = x.get<int64_t>();
+    if (v < 0 || v >= vocab) throw UserError(fmt::format("{}: token id {} is outside the vocabulary [0, {})", where, v, vocab));
+    ids.push_back(v);
+  }
+  return ids;
+}
+
+struct ModelOpts {
+  std::string model, device = "auto", dtype = "fp32";
+};
+
+void add_model_opts(CLI::App *c, ModelOpts &o) {
+  c->add_option("--model", o.model, "Hugging Face model folder")->required();
+  c->add_option("--device", o.device, "cpu | cuda | auto")->capture_default_str();
+  c->add_option("--dtype", o.dtype, "fp32 | bf16 | fp16")->capture_default_str();
+}
+
+std::unique_ptr<Transformer> open_model(const ModelOpts &o) {
+  torch::Device dev = parse_device(o.device);
+  return load_model(o.model, dev, parse_dtype(o.dtype, dev));
+}
+
+int cmd_init_model(const std::string &config, const std::string &out, uint64_t seed) {
+  ModelConfig cfg = ModelConfig::load(config);
+  Transformer model(cfg, torch::kCPU, torch::kFloat);
+  model.init_weights(seed);
+  save_model(out, model, fs::path(config).parent_path(), torch::kFloat);
+  std::cout << fmt::format("wrote a randomly initialised {} ({} layers, hidden {}) to {}\n", cfg.architecture,
+                           cfg.num_layers, cfg.hidden_size, out);
+  return 0;
+}
+
+int cmd_generate(const ModelOpts &mo, const std::string &prompt_ids, SamplingSettings s) {
+  auto model = open_model(mo);
+  json j;
+  try {
+    j = json::parse(prompt_ids);
+  } catch (const json::parse_error &) {
+    throw UserError("--prompt-ids: expected a JSON array of token ids, e.g. [1, 2, 3]");
+  }
+  auto ids = parse_ids(j, "--prompt-ids", model->config().vocab_size);
+  if (ids.empty()) throw UserError("--prompt-ids: give at least one token id");
+  if (s.stop_ids.empty()) s.stop_ids = model->config().eos_token_ids;
+  auto gen = generate(*model, {ids}, s);
+  std::cout << json{{"tokens", gen[0].tokens}, {"stopped", gen[0].stopped}}.dump() << "\n";
+  return 0;
+}
+
+int cmd_perplexity(const ModelOpts &mo, const std::string &data, const std::string &dump) {
+  auto model = open_model(mo);
+  std::ifstream in(data);
+  if (!in) throw UserError(data + ": cannot read");
+  std::ofstream out;
+  if (!dump.empty()) {
+    out.open(dump);
+    if (!out) throw UserError(dump + ": cannot write");
+  }
+  torch::NoGradGuard no_grad;
+  double nll = 0;
+  int64_t count = 0, lineno = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = fmt::format("{}:{}", data, lineno);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::parse_error &e) {
+      throw UserError(where + ": not valid JSON");
+    }
+    if (!j.is_object() || !j.contains("ids"))
+      throw UserError(where + ": expected {\"ids\": [...]} (text lines need the tokenizer)");
+    auto ids = parse_ids(j["ids"], where, model->config().vocab_size);
+    if (ids.empty()) throw UserError(where + ": empty \"ids\"");
+    auto t = torch::tensor(ids, torch::kInt64).to(model->device()).unsqueeze(0);
+    auto pos = torch::arange(static_cast<int64_t>(ids.size()), torch::kInt64).to(model->device()).unsqueeze(0);
+    auto logp = model->logits(model->hidden(t, pos)).log_softmax(-1)[0];
+    std::vector<double> lp;
+    for (size_t i = 0; i + 1 < ids.size(); ++i) lp.push_back(logp[static_cast<int64_t>(i)][ids[i + 1]].item<double>());
+    for (double v : lp) nll -= v;
+    count += static_cast<int64_t>(lp.size());
+    if (out.is_open()) out << json{{"tokens", ids}, {"logprobs", lp}}.dump() << "\n";
+  }
+  const double mean = count ? nll / static_cast<double>(count) : 0.0;
+  std::cout << json{{"tokens", count}, {"nll", mean}, {"perplexity", std::exp(mean)}}.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command add_init_model_command(CLI::App &app) {
+  struct Opts {
+    std::string config, out;
+    uint64_t seed = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto *c = app.add_subcommand("init-model", "write a randomly initialised HF model folder");
+  c->add_option("--config", o->config, "config.json of the model shape")->required();
+  c->add_option("--out", o->out, "output folder")->required();
+  c->add_option("--seed", o->seed, "initialisation seed")->capture_default_str();
+  return {c, [o] { return cmd_init_model(o->config, o->out, o->seed); }};
+}
+
+Command add_generate_command(CLI::App &app) {
+  struct Opts {
+    ModelOpts model;
+    std::string prompt_ids;
+    SamplingSettings s;
+  };
+  auto o = std::make_shared<Opts>();
+  auto *c = app.add_subcommand("generate", "sample a continuation with a KV cache");
+  add_model_opts(c, o->model);
+  c->add_option("--prompt-ids", o->prompt_ids, "the prompt as a JSON array of token ids")->required();
+  c->add_option("--max-new-tokens", o->s.max_new_tokens, "tokens to generate")->capture_default_str();
+  c->add_option("--temperature", o->s.temperature, "0 = greedy")->capture_default_str();
+  c->add_option("--top-p", o->s.top_p, "nucleus mass")->capture_default_str();
+  c->add_option("--top-k", o->s.top_k, "0 = off")->capture_default_str();
+  c->add_option("--repetition-penalty", o->s.repetition_penalty, "1 = off")->capture_default_str();
+  c->add_option("--seed", o->s.seed, "sampling seed")->capture_default_str();
+  return {c, [o] { return cmd_generate(o->model, o->prompt_ids, o->s); }};
+}
+
+Command add_perplexity_command(CLI::App &app) {
+  struct Opts {
+    ModelOpts model;
+    std::string data, dump;
+  };
+  auto o = std::make_shared<Opts>();
+  auto *c = app.add_subcommand("perplexity", "teacher-forced NLL over JSONL lines");
+  add_model_opts(c, o->model);
+  c->add_option("--data", o->data, "JSONL: {\"ids\": [...]} per line")->required();
+  c->add_option("--dump", o->dump, "write {\"tokens\", \"logprobs\"} per line; logprobs[i] = log p(tokens[i+1] | tokens[..i])");
+  return {c, [o] { return cmd_perplexity(o->model, o->data, o->dump); }};
+}
+
+}  // namespace keel

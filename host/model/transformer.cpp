@@ -1,0 +1,217 @@
+#include "model/transformer.hpp"
+
+#include <cmath>
+
+#include "common/errors.hpp"
+
+namespace keel {
+
+namespace F = torch::nn::functional;
+
+namespace {
+
+// RoPE inverse frequencies, with Llama 3's long-context rescaling when configured.
+torch::Tensor rope_inv_freq(const ModelConfig &c) {
+  const int64_t half = c.head_dim / 2;
+  auto idx = torch::arange(0, c.head_dim, 2, torch::kInt64).to(torch::kFloat);
+  torch::Tensor inv = 1.0 / torch::pow(c.rope_theta, idx / static_cast<double>(c.head_dim));
+  if (c.rope_type == "llama3") {
+    // transformers' _compute_llama3_parameters
+    const double low_wavelen = c.rope_original_max_positions / c.low_freq_factor;
+    const double high_wavelen = c.rope_original_max_positions / c.high_freq_factor;
+    auto wavelen = 2 * M_PI / inv;
+    auto scaled = torch::where(wavelen > low_wavelen, inv / c.rope_factor, inv);
+    auto smooth = (c.rope_original_max_positions / wavelen - c.low_freq_factor) /
+                  (c.high_freq_factor - c.low_freq_factor);
+    auto smoothed = (1 - smooth) * scaled / c.rope_factor + smooth * scaled;
+    auto is_medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen);
+    inv = torch::where(is_medium, smoothed, scaled);
+  }
+  TORCH_CHECK(inv.size(0) == half);
+  return inv;
+}
+
+torch::Tensor rotate_half(const torch::Tensor &x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+}  // namespace
+
+Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype)
+    : cfg_(std::move(config)), device_(device), dtype_(dtype) {
+  const auto &c = cfg_;
+  const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  add("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    add(p + "input_layernorm.weight", {c.hidden_size});
+    add(p + "self_attn.q_proj.weight", {q_dim, c.hidden_size});
+    add(p + "self_attn.k_proj.weight", {kv_dim, c.hidden_size});
+    add(p + "self_attn.v_proj.weight", {kv_dim, c.hidden_size});
+    if (c.qkv_bias) {
+      add(p + "self_attn.q_proj.bias", {q_dim});
+      add(p + "self_attn.k_proj.bias", {kv_dim});
+      add(p + "self_attn.v_proj.bias", {kv_dim});
+    }
+    add(p + "self_attn.o_proj.weight", {c.hidden_size, q_dim});
+    if (c.o_bias) add(p + "self_attn.o_proj.bias", {c.hidden_size});
+    if (c.qk_norm) {
+      add(p + "self_attn.q_norm.weight", {c.head_dim});
+      add(p + "self_attn.k_norm.weight", {c.head_dim});
+    }
+    add(p + "post_attention_layernorm.weight", {c.hidden_size});
+    add(p + "mlp.gate_proj.weight", {c.intermediate_size, c.hidden_size});
+    add(p + "mlp.up_proj.weight", {c.intermediate_size, c.hidden_size});
+    add(p + "mlp.down_proj.weight", {c.hidden_size, c.intermediate_size});
+    if (c.mlp_bias) {
+      add(p + "mlp.gate_proj.bias", {c.intermediate_size});
+      add(p + "mlp.up_proj.bias", {c.intermediate_size});
+      add(p + "mlp.down_proj.bias", {c.hidden_size});
+    }
+  }
+  add("model.norm.weight", {c.hidden_size});
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, c.hidden_size});
+  layer_.resize(static_cast<size_t>(c.num_layers));
+  for (auto &[name, t] : params_) {
+    if (name.rfind("model.layers.", 0) != 0) continue;
+    size_t dot = name.find('.', 13);
+    size_t l = std::stoul(name.substr(13, dot - 13));
+    layer_[l][name.substr(dot + 1)] = t;
+  }
+  inv_freq_ = rope_inv_freq(c).to(device_);
+}
+
+void Transformer::add(const std::string &name, std::vector<int64_t> shape) {
+  auto t = torch::zeros(shape, torch::TensorOptions().dtype(dtype_).device(device_));
+  index_[name] = params_.size();
+  params_.emplace_back(name, t);
+}
+
+torch::Tensor &Transformer::parameter(const std::string &name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) throw UserError("the model has no parameter '" + name + "'");
+  return params_[it->second].second;
+}
+
+std::vector<int64_t> Transformer::expected_shape(const std::string &name) const {
+  auto it = index_.find(name);
+  if (it == index_.end()) return {};
+  auto s = params_[it->second].second.sizes();
+  return {s.begin(), s.end()};
+}
+
+void Transformer::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto &[name, t] : params_) {
+    const bool is_norm = name.find("norm.weight") != std::string::npos;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    torch::Tensor v;
+    if (is_norm) v = torch::ones(t.sizes(), torch::kFloat);
+    else if (is_bias) v = torch::zeros(t.sizes(), torch::kFloat);
+    else v = at::normal(0.0, cfg_.initializer_range, t.sizes(), gen);
+    if (name == "model.embed_tokens.weight" && cfg_.pad_token_id && *cfg_.pad_token_id >= 0 &&
+        *cfg_.pad_token_id < cfg_.vocab_size)
+      v[*cfg_.pad_token_id].zero_();
+    t.copy_(v);
+  }
+}
+
+torch::Tensor Transformer::rms_norm(const torch::Tensor &x, const torch::Tensor &w) const {
+  // As transformers' LlamaRMSNorm: normalise in fp32, cast back, then scale.
+  auto h = x.to(torch::kFloat);
+  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + cfg_.rms_norm_eps);
+  return w * h.to(x.scalar_type());
+}
+
+torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const torch::Tensor &cos,
+                                     const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache) {
+  const auto &c = cfg_;
+  auto &W = layer_[static_cast<size_t>(l)];
+  const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
+  auto proj = [&](const char *name, bool bias) {
+    std::string n(name);
+    return F::linear(x, W.at(n + ".weight"), bias ? W.at(n + ".bias") : torch::Tensor());
+  };
+  auto q = proj("self_attn.q_proj", c.qkv_bias).view({B, T, c.num_heads, D});
+  auto k = proj("self_attn.k_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
+  auto v = proj("self_attn.v_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
+  if (c.qk_norm) {
+    q = rms_norm(q, W.at("self_attn.q_norm.weight"));
+    k = rms_norm(k, W.at("self_attn.k_norm.weight"));
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
+  v = v.transpose(1, 2);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (cache) {
+    using torch::indexing::Slice;
+    const int64_t start = cache->length, end = start + T;
+    TORCH_CHECK(end <= cache->k.size(3), "KV cache overflow");
+    cache->k[l].index_put_({Slice(), Slice(), Slice(start, end)}, k);
+    cache->v[l].index_put_({Slice(), Slice(), Slice(start, end)}, v);
+    k = cache->k[l].index({Slice(), Slice(), Slice(0, end)});
+    v = cache->v[l].index({Slice(), Slice(), Slice(0, end)});
+  }
+  const int64_t groups = c.num_heads / c.num_kv_heads;
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  const double p = training ? dropout.attention : 0.0;
+  torch::Tensor out;
+  if (attend.defined())
+    out = at::scaled_dot_product_attention(q, k, v, attend, p, false);
+  else
+    out = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1);
+  out = out.transpose(1, 2).reshape({B, T, c.num_heads * D});
+  return F::linear(out, W.at("self_attn.o_proj.weight"), c.o_bias ? W.at("self_attn.o_proj.bias") : torch::Tensor());
+}
+
+torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor &positions,
+                                  const torch::Tensor &attend, KVCache *cache) {
+  const auto &c = cfg_;
+  const int64_t total = (cache ? cache->length : 0) + ids.size(1);
+  if (c.sliding_window > 0 && total > c.sliding_window)
+    throw UserError("sequence of " + std::to_string(total) + " tokens is longer than the model's sliding window (" +
+                    std::to_string(c.sliding_window) + "), which keel does not implement");
+  auto x = F::embedding(ids, params_[index_.at("model.embed_tokens.weight")].second);
+  if (training && dropout.embedding > 0) x = torch::dropout(x, dropout.embedding, true);
+  // cos/sin [B, 1, T, D] in fp32, cast to the compute dtype as transformers does.
+  auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;
+  auto emb = torch::cat({freqs, freqs}, -1);
+  auto cos = emb.cos().unsqueeze(1).to(x.scalar_type()), sin = emb.sin().unsqueeze(1).to(x.scalar_type());
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    auto &W = layer_[static_cast<size_t>(l)];
+    x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight")), cos, sin, attend, cache);
+    auto h = rms_norm(x, W.at("post_attention_layernorm.weight"));
+    auto b = [&](const char *n) { return c.mlp_bias ? W.at(std::string(n) + ".bias") : torch::Tensor(); };
+    auto mlp = F::linear(F::silu(F::linear(h, W.at("mlp.gate_proj.weight"), b("mlp.gate_proj"))) *
+                             F::linear(h, W.at("mlp.up_proj.weight"), b("mlp.up_proj")),
+                         W.at("mlp.down_proj.weight"), b("mlp.down_proj"));
+    if (training && dropout.ffn > 0) mlp = torch::dropout(mlp, dropout.ffn, true);
+    x = x + mlp;
+  }
+  if (cache) cache->length = total;
+  return rms_norm(x, params_[index_.at("model.norm.weight")].second);
+}
+
+torch::Tensor Transformer::lm_head_weight() const {
+  return params_[index_.at(cfg_.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight")].second;
+}
+
+torch::Tensor Transformer::logits(const torch::Tensor &hidden) const {
+  return F::linear(hidden, lm_head_weight()).to(torch::kFloat);
+}
+
+KVCache Transformer::make_cache(int64_t batch, int64_t capacity) const {
+  auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+  KVCache kv;
+  kv.k = torch::zeros({cfg_.num_layers, batch, cfg_.num_kv_heads, capacity, cfg_.head_dim}, opts);
+  kv.v = torch::zeros_like(kv.k);
+  return kv;
+}
+
+}  // namespace keel

@@ -1,0 +1,72 @@
+// One decoder-only transformer for the Llama, Qwen2, Qwen3 and Mistral families, written with
+// plain libtorch ops so the math reads top to bottom. Parameters carry Hugging Face's names, so a
+// checkpoint maps one-to-one.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/config.hpp"
+
+namespace keel {
+
+// Key/value cache, preallocated for the whole generation; K/V stored at the KV-head count.
+struct KVCache {
+  torch::Tensor k, v;  // [layers, batch, kv_heads, capacity, head_dim]
+  int64_t length = 0;  // positions filled
+};
+
+struct Dropout {
+  double embedding = 0, attention = 0, ffn = 0;  // probabilities; applied only in training mode
+};
+
+class Transformer {
+ public:
+  Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype);
+
+  const ModelConfig &config() const { return cfg_; }
+  torch::Device device() const { return device_; }
+  torch::Dtype dtype() const { return dtype_; }
+
+  // Parameters in Hugging Face order and naming. With tied embeddings lm_head.weight is absent.
+  const std::vector<std::pair<std::string, torch::Tensor>> &parameters() const { return params_; }
+  torch::Tensor &parameter(const std::string &name);
+  bool has_parameter(const std::string &name) const { return index_.count(name) > 0; }
+  // The shape each parameter must have.
+  std::vector<int64_t> expected_shape(const std::string &name) const;
+
+  // HF's normal init (initializer_range), norms at one, biases at zero.
+  void init_weights(uint64_t seed);
+
+  // Final hidden states [B, T, hidden]. `positions` [B, T]; `attend` an optional bool mask
+  // [B, 1, T, T_keys] (true = may attend), needed for padding; without it attention is causal.
+  // With `cache`, keys and values of these positions are appended to it.
+  torch::Tensor hidden(const torch::Tensor &ids, const torch::Tensor &positions,
+                       const torch::Tensor &attend = {}, KVCache *cache = nullptr);
+  // Logits for hidden states: hidden @ lm_head^T (fp32 result).
+  torch::Tensor logits(const torch::Tensor &hidden) const;
+  torch::Tensor lm_head_weight() const;
+
+  KVCache make_cache(int64_t batch, int64_t capacity) const;
+
+  Dropout dropout;
+  bool training = false;
+
+ private:
+  torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &w) const;
+  torch::Tensor attention(int64_t layer, const torch::Tensor &x, const torch::Tensor &cos,
+                          const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache);
+  void add(const std::string &name, std::vector<int64_t> shape);
+
+  ModelConfig cfg_;
+  torch::Device device_;
+  torch::Dtype dtype_;
+  torch::Tensor inv_freq_;  // [head_dim / 2], fp32
+  std::vector<std::pair<std::string, torch::Tensor>> params_;
+  std::map<std::string, size_t> index_;
+  std::vector<std::map<std::string, torch::Tensor>> layer_;  // per-layer short names, same storage
+};
+
+}  // namespace keel
