@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "common/errors.hpp"
 #include "generate/generate.hpp"
+#include "tokenizer/tokenizer.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -44,11 +45,27 @@ std::unique_ptr<Transformer> open_model(const ModelOpts &o) {
   return load_model(o.model, dev, parse_dtype(o.dtype, dev));
 }
 
-int cmd_init_model(const std::string &config, const std::string &out, uint64_t seed) {
+int cmd_init_model(const std::string &config, const std::string &out, uint64_t seed, const std::string &tokenizer) {
   ModelConfig cfg = ModelConfig::load(config);
+  std::optional<Tokenizer> tok;
+  if (tokenizer == "byte") {
+    // 256 byte tokens plus the chat specials: for tiny models trained from scratch.
+    tok = Tokenizer::byte_level({"<|endoftext|>", "<|im_start|>", "<|im_end|>"}, "", "<|endoftext|>", "<|endoftext|>");
+  } else if (!tokenizer.empty()) {
+    tok = Tokenizer::load(tokenizer);
+  }
+  if (tok) {
+    if (static_cast<int64_t>(tok->vocab_size()) > cfg.vocab_size)
+      throw UserError(fmt::format("{}: vocab_size {} is smaller than the tokenizer's {} tokens", config, cfg.vocab_size,
+                                  tok->vocab_size()));
+    if (tok->eos_id) cfg.raw["eos_token_id"] = *tok->eos_id, cfg.eos_token_ids = {*tok->eos_id};
+    if (tok->pad_id) cfg.raw["pad_token_id"] = *tok->pad_id, cfg.pad_token_id = *tok->pad_id;
+    if (tok->bos_id) cfg.raw["bos_token_id"] = *tok->bos_id, cfg.bos_token_id = *tok->bos_id;
+  }
   Transformer model(cfg, torch::kCPU, torch::kFloat);
   model.init_weights(seed);
   save_model(out, model, fs::path(config).parent_path(), torch::kFloat);
+  if (tok) tok->save(out);
   std::cout << fmt::format("wrote a randomly initialised {} ({} layers, hidden {}) to {}\n", cfg.architecture,
                            cfg.num_layers, cfg.hidden_size, out);
   return 0;
@@ -117,13 +134,17 @@ Command add_init_model_command(CLI::App &app) {
   struct Opts {
     std::string config, out;
     uint64_t seed = 0;
+    std::string tokenizer;
   };
   auto o = std::make_shared<Opts>();
   auto *c = app.add_subcommand("init-model", "write a randomly initialised HF model folder");
   c->add_option("--config", o->config, "config.json of the model shape")->required();
   c->add_option("--out", o->out, "output folder")->required();
   c->add_option("--seed", o->seed, "initialisation seed")->capture_default_str();
-  return {c, [o] { return cmd_init_model(o->config, o->out, o->seed); }};
+  c->add_option("--tokenizer", o->tokenizer,
+                 "tokenizer to ship with it: a tokenizer.json or folder, or 'byte' for a byte-level one "
+                 "(default: the one beside config.json, if any)");
+  return {c, [o] { return cmd_init_model(o->config, o->out, o->seed, o->tokenizer); }};
 }
 
 Command add_generate_command(CLI::App &app) {

@@ -12,6 +12,7 @@
 #include "logging/log.hpp"
 #include "plugin_host/pipeline.hpp"
 #include "plugin_host/registry.hpp"
+#include "train/trainer.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,10 +31,11 @@ void write_file_atomic(const fs::path &path, const std::string &text) {
 }
 
 int cmd_train(const std::string &file, const std::vector<std::string> &sets, const std::vector<std::string> &dirs,
-              bool resume, bool dry_run) {
+              bool resume, bool dry_run, bool no_progress) {
   PipelineConfig cfg = load_pipeline_config(file, sets);
   std::vector<fs::path> cli(dirs.begin(), dirs.end());
   PluginRegistry reg(plugin_search_path(cli));
+  if (!dry_run) return run_training(cfg, reg, TrainOptions{resume, !no_progress});
   HostServices services;
   services.context = "a dry run (no model is loaded)";
   services.total_steps = *cfg.doc["run"]["steps"].value<int64_t>();
@@ -48,11 +50,6 @@ int cmd_train(const std::string &file, const std::vector<std::string> &sets, con
   resolved << "# resolved by keel: every default filled in\n" << pipeline.resolved_config() << "\n";
   write_file_atomic(cfg.run_dir() / "config.toml", resolved.str());
 
-  if (!dry_run) {
-    (void)resume;
-    throw UserError("keel train: this build has the plugin host but not the training loop yet; "
-                    "use --dry-run to check a pipeline");
-  }
   std::cout << fmt::format("pipeline {}: {} plugin(s), run directory {}\n", file, pipeline.plugins().size(),
                            cfg.run_dir().string());
   for (size_t i = 0; i < pipeline.plugins().size(); ++i) {
@@ -82,7 +79,7 @@ Command add_train_command(CLI::App &app) {
   struct Opts {
     std::string file;
     std::vector<std::string> sets, dirs;
-    bool resume = false, dry_run = false;
+    bool resume = false, dry_run = false, no_progress = false;
   };
   auto o = std::make_shared<Opts>();
   auto *train = app.add_subcommand("train", "train with a TOML pipeline");
@@ -90,8 +87,9 @@ Command add_train_command(CLI::App &app) {
   train->add_option("--set", o->sets, "override a key: run.steps=200, pipeline.<plugin>.<key>=v (repeatable)");
   train->add_flag("--resume", o->resume, "continue the latest checkpoint of this run");
   train->add_flag("--dry-run", o->dry_run, "check the pipeline, create the plugins, print the LR schedule");
+  train->add_flag("--no-progress", o->no_progress, "plain log lines instead of a progress bar");
   train->add_option("--plugin-dir", o->dirs, "extra directory to search for plugins (repeatable)");
-  return {train, [o] { return cmd_train(o->file, o->sets, o->dirs, o->resume, o->dry_run); }};
+  return {train, [o] { return cmd_train(o->file, o->sets, o->dirs, o->resume, o->dry_run, o->no_progress); }};
 }
 
 }  // namespace keel

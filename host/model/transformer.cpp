@@ -171,13 +171,21 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const to
 }
 
 torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor &positions,
-                                  const torch::Tensor &attend, KVCache *cache) {
+                                  const torch::Tensor &attend, KVCache *cache, const torch::Tensor &lengths) {
   const auto &c = cfg_;
   const int64_t total = (cache ? cache->length : 0) + ids.size(1);
   if (c.sliding_window > 0 && total > c.sliding_window)
     throw UserError("sequence of " + std::to_string(total) + " tokens is longer than the model's sliding window (" +
                     std::to_string(c.sliding_window) + "), which keel does not implement");
   auto x = F::embedding(ids, params_[index_.at("model.embed_tokens.weight")].second);
+  if (training && dropout.neftune_alpha > 0) {
+    // NEFTune (Jain et al. 2023): uniform noise scaled by alpha / sqrt(L * d), with L each
+    // sequence's real length (transformers uses the padded length, which weakens the noise).
+    auto L = lengths.defined() ? lengths.to(x.device()).to(torch::kFloat)
+                               : torch::full({x.size(0)}, static_cast<float>(x.size(1)), x.options().dtype(torch::kFloat));
+    auto scale = (dropout.neftune_alpha / torch::sqrt(L.clamp_min(1) * static_cast<double>(c.hidden_size))).view({-1, 1, 1});
+    x = x + torch::empty_like(x).uniform_(-1, 1) * scale.to(x.scalar_type());
+  }
   if (training && dropout.embedding > 0) x = torch::dropout(x, dropout.embedding, true);
   // cos/sin [B, 1, T, D] in fp32, cast to the compute dtype as transformers does.
   auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;

@@ -20,6 +20,7 @@ struct KVCache {
 
 struct Dropout {
   double embedding = 0, attention = 0, ffn = 0;  // probabilities; applied only in training mode
+  double neftune_alpha = 0;  // NEFTune embedding noise (training only); 0 = off
 };
 
 class Transformer {
@@ -43,8 +44,10 @@ class Transformer {
   // Final hidden states [B, T, hidden]. `positions` [B, T]; `attend` an optional bool mask
   // [B, 1, T, T_keys] (true = may attend), needed for padding; without it attention is causal.
   // With `cache`, keys and values of these positions are appended to it.
+  // `lengths` [B]: real tokens per sequence (for NEFTune's scale; default: all of T).
   torch::Tensor hidden(const torch::Tensor &ids, const torch::Tensor &positions,
-                       const torch::Tensor &attend = {}, KVCache *cache = nullptr);
+                       const torch::Tensor &attend = {}, KVCache *cache = nullptr,
+                       const torch::Tensor &lengths = {});
   // Logits for hidden states: hidden @ lm_head^T (fp32 result).
   torch::Tensor logits(const torch::Tensor &hidden) const;
   torch::Tensor lm_head_weight() const;

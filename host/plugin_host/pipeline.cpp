@@ -24,13 +24,13 @@ keel_status_t serve(const keel_host_t *h, F &&f) noexcept {
     f();
     return KEEL_OK;
   } catch (const ServiceError &e) {
-    inst(h).error = e.message;
+    inst(h).service_error = e.message;
     return e.status;
   } catch (const std::exception &e) {
-    inst(h).error = e.what();
+    inst(h).service_error = e.what();
     return KEEL_ERROR;
   } catch (...) {
-    inst(h).error = "unknown error in a host service";
+    inst(h).service_error = "unknown error in a host service";
     return KEEL_ERROR;
   }
 }
@@ -197,6 +197,15 @@ void fill_host_table(keel_host_t &t, PluginInstance *self) {
   t.request_rollback = [](const keel_host_t *h, const char *reason) {
     return serve(h, [&] { svc(h).request_rollback(reason ? reason : ""); });
   };
+  t.freeze_parameter = [](const keel_host_t *h, const char *name, int64_t until) {
+    return serve(h, [&] { svc(h).freeze_parameter(name ? name : "", until); });
+  };
+  t.set_embedding_noise = [](const keel_host_t *h, double alpha) {
+    return serve(h, [&] {
+      if (!(alpha >= 0) || alpha > 1e6) throw ServiceError{KEEL_INVALID_ARGUMENT, fmt::format("set_embedding_noise: alpha {} must be >= 0", alpha)};
+      svc(h).set_embedding_noise(alpha);
+    });
+  };
   t.request_stop = [](const keel_host_t *h, const char *reason) {
     return serve(h, [&] {
       svc(h).stop_reason = fmt::format("{}: {}", inst(h).name, reason ? reason : "stop requested");
@@ -334,11 +343,15 @@ void PluginPipeline::call(PluginInstance &p, const char *hook, F &&f) {
   spdlog::debug("hook {} -> {}", hook, p.name);
   if (tracing_) trace_.push_back(std::string(hook) + ":" + p.name);
   p.error.clear();
+  p.service_error.clear();
   keel_status_t s = f(p.plugin);
-  if (s != KEEL_OK)
+  if (s != KEEL_OK) {
+    // The plugin's reason, and the host service's when one failed under it.
+    std::string why = p.error.empty() ? "no reason given" : p.error;
+    if (!p.service_error.empty()) why += ": " + p.service_error;
     throw PluginError(fmt::format("plugin '{}' failed in {} at step {}: {} (status {}; {})", p.name, hook,
-                                  services_.step, p.error.empty() ? "no reason given" : p.error, s,
-                                  p.library->path.string()));
+                                  services_.step, why, s, p.library->path.string()));
+  }
 }
 
 void PluginPipeline::on_start() {

@@ -32,7 +32,8 @@ struct PluginInstance {
   keel_host_t host{};
   keel_plugin_t *plugin = nullptr;
   RemedyPolicy remedy;
-  std::string error;  // the last set_error message
+  std::string error;          // the last set_error message
+  std::string service_error;  // why the last failing host service failed
   class PluginPipeline *pipeline = nullptr;
 
   keel_kind_t kind() const { return library->descriptor->kind; }

@@ -55,6 +55,8 @@ class HostServices {
   virtual DLTensor eval_logits(uint32_t) { unsupported("evaluation logits"); }
   virtual std::vector<keel_checkpoint_info_t> checkpoints() { return {}; }
   virtual void request_rollback(const std::string &) { unsupported("checkpoints (rollback)"); }
+  virtual void freeze_parameter(const std::string &name, int64_t) { unsupported("model parameters", name); }
+  virtual void set_embedding_noise(double) { unsupported("embedding noise"); }
 
   // Human name of the command, for "not available in ..." messages.
   std::string context = "this command";

@@ -17,8 +17,10 @@ cmake -S "$tmp/plugin" -B "$tmp/plugin/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" 
 cmake --build "$tmp/plugin/build" >/dev/null
 keel="$tmp/prefix/bin/keel"
 "$keel" plugins validate "$tmp/plugin/build/inverse_sqrt.so"
-"$keel" plugins --plugin-dir "$tmp/plugin/build" | grep -E '^inverse_sqrt +scheduler +0.1.0'
-"$keel" plugins | grep -q '^staged_lr ' || { echo "FAIL: installed keel does not find its plugins"; exit 1; }
+listing=$("$keel" plugins --plugin-dir "$tmp/plugin/build")
+grep -cE '^(inverse_sqrt +scheduler|freeze_embeddings +remedy) +0.1.0' <<<"$listing" | grep -qx 2
+listing=$("$keel" plugins)
+grep -q '^staged_lr ' <<<"$listing" || { echo "FAIL: installed keel does not find its plugins"; exit 1; }
 cd "$tmp"
 out=$("$keel" train "$tmp/plugin/pipeline.toml" --plugin-dir "$tmp/plugin/build" --dry-run)
 echo "$out"
@@ -27,4 +29,74 @@ grep -qE 'step +0 +lr 1.000000e-05' <<<"$out"
 grep -qE 'step +400 +lr 4.993762e-04' <<<"$out"
 [ -f "$tmp/runs/inverse-sqrt-demo/config.toml" ] || { echo "FAIL: no resolved config"; exit 1; }
 grep -q 'warmup_steps = 100' "$tmp/runs/inverse-sqrt-demo/config.toml"
+echo "ok: the scheduler plugin runs in a pipeline"
+
+# The third-party remedy, fired by an alarm in a real (tiny) training run: a dataset whose every
+# answer is the same sentence collapses the model, mode_share alarms, freeze_embeddings acts.
+cd "$tmp"
+cat > config.json <<'JSON'
+{"model_type": "llama", "vocab_size": 288, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": false}
+JSON
+"$keel" init-model --config config.json --out model --tokenizer byte >/dev/null
+python3 - <<'PY'
+import json, random
+r = random.Random(1)
+w = "apple river stone cloud music garden window pencil ocean mountain candle forest".split()
+with open("collapse.jsonl", "w") as f:
+    for _ in range(400):
+        q = f"Tell me about the {r.choice(w)} and the {r.choice(w)}."
+        f.write(json.dumps({"messages": [{"role": "user", "content": q},
+                                         {"role": "assistant", "content": "I am sorry, I cannot help with that."}]}) + "\n")
+PY
+cat > remedy.toml <<'TOML'
+[run]
+name = "freeze"
+steps = 80
+batch_size = 8
+seq_len = 128
+checkpoint_every = 4
+eval_every = 4
+keep_last = 100
+[optim]
+lr = 3e-3
+[model]
+path = "model"
+chat_template = "chatml"
+[data.target]
+path = "collapse.jsonl"
+[eval]
+num_prompts = 8
+max_new_tokens = 12
+[[pipeline]]
+plugin = "mode_share"
+[[pipeline]]
+plugin = "freeze_embeddings"
+on = ["mode_share"]
+steps = 8
+max_fires = 1
+TOML
+"$keel" train remedy.toml --plugin-dir "$tmp/plugin/build" --no-progress 2>&1 | grep -E "alarm|remedy|frozen|done" || true
+python3 - <<'PY'
+import json, os, struct, sys
+rows = [json.loads(l) for l in open("runs/freeze/metrics.jsonl")]
+fired = [f for x in rows if isinstance(x.get("remedies"), list) for f in x["remedies"] if f["remedy"] == "freeze_embeddings"]
+if len(fired) != 1:
+    sys.exit(f"FAIL: freeze_embeddings fired {len(fired)} times")
+s = fired[0]["step"]
+def tensor(step, name):
+    raw = open(f"runs/freeze/checkpoints/step-{step:06d}/model.safetensors", "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    h = json.loads(raw[8:8 + n])
+    b, e = h[name]["data_offsets"]
+    return raw[8 + n + b:8 + n + e]
+emb, other = "model.embed_tokens.weight", "model.layers.0.mlp.up_proj.weight"
+if tensor(s, emb) != tensor(s + 4, emb) or tensor(s + 4, emb) != tensor(s + 8, emb):
+    sys.exit("FAIL: the embeddings moved while frozen")
+if tensor(s, other) == tensor(s + 8, other):
+    sys.exit("FAIL: the rest of the model did not train")
+if tensor(s + 8, emb) == tensor(s + 12, emb):
+    sys.exit("FAIL: the embeddings stayed frozen after the window")
+print(f"ok: freeze_embeddings fired at step {s}; embeddings unchanged for steps {s}..{s + 8}, training again after")
+PY
 echo PASS

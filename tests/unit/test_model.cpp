@@ -139,3 +139,82 @@ TEST_CASE("unsupported config fields are errors, not silently ignored") {
   auto ids = torch::zeros({1, 6}, torch::kInt64);
   CHECK_THROWS_WITH(m.hidden(ids, torch::arange(6).unsqueeze(0)), doctest::Contains("sliding window"));
 }
+
+// ---- the dropout plugin, loaded through the ABI, acting on a real model --------------------------
+#include <fstream>
+
+#include "config/pipeline_config.hpp"
+#include "plugin_host/pipeline.hpp"
+#include "plugin_host/registry.hpp"
+
+namespace {
+struct ModelServices : HostServices {
+  Transformer *m;
+  double &site(keel_dropout_site_t s) {
+    return s == KEEL_DROPOUT_EMBEDDING ? m->dropout.embedding : s == KEEL_DROPOUT_ATTENTION ? m->dropout.attention : m->dropout.ffn;
+  }
+  void set_dropout(keel_dropout_site_t s, double p) override { site(s) = p; }
+  double dropout(keel_dropout_site_t s) override { return site(s); }
+  void set_embedding_noise(double a) override { m->dropout.neftune_alpha = a; }
+};
+}  // namespace
+
+TEST_CASE("dropout plugin: training forwards differ, and after on_export they are identical") {
+  Transformer m = random_model("llama", true, 3);
+  fs::path p = fs::temp_directory_path() / "keel-dropout.toml";
+  std::ofstream(p) << "[[pipeline]]\nplugin = \"dropout\"\n";
+  PipelineConfig cfg = load_pipeline_config(p, {});
+  PluginRegistry reg({KEEL_PLUGIN_DIR});
+  ModelServices s;
+  s.m = &m;
+  PluginPipeline pipe(cfg, reg, s);
+  pipe.on_model_ready();
+  CHECK(m.dropout.embedding == doctest::Approx(0.1));
+  CHECK(m.dropout.attention == doctest::Approx(0.2));
+  CHECK(m.dropout.ffn == doctest::Approx(0.1));
+  torch::NoGradGuard g;
+  auto ids = torch::randint(3, 97, {2, 16}, torch::kInt64);
+  auto pos = torch::arange(16).unsqueeze(0).expand({2, 16});
+  m.training = true;
+  auto a = m.logits(m.hidden(ids, pos)), b = m.logits(m.hidden(ids, pos));
+  CHECK(!torch::allclose(a, b));
+  pipe.on_export();
+  CHECK(m.dropout.embedding == 0.0);
+  CHECK(m.dropout.attention == 0.0);
+  CHECK(m.dropout.ffn == 0.0);
+  auto c = m.logits(m.hidden(ids, pos)), d = m.logits(m.hidden(ids, pos));  // still training mode
+  CHECK(torch::equal(c, d));
+}
+
+TEST_CASE("neftune plugin: noise in training forwards only, scaled by the real length, off after export") {
+  Transformer m = random_model("qwen2", false, 4);
+  fs::path p = fs::temp_directory_path() / "keel-neftune.toml";
+  // A small alpha keeps the model in its linear regime, so output deviations scale with the noise.
+  std::ofstream(p) << "[[pipeline]]\nplugin = \"neftune\"\nalpha = 0.001\n";
+  PipelineConfig cfg = load_pipeline_config(p, {});
+  PluginRegistry reg({KEEL_PLUGIN_DIR});
+  ModelServices s;
+  s.m = &m;
+  PluginPipeline pipe(cfg, reg, s);
+  pipe.on_model_ready();
+  CHECK(m.dropout.neftune_alpha == doctest::Approx(0.001));
+  torch::NoGradGuard g;
+  auto ids = torch::randint(3, 97, {1, 16}, torch::kInt64);
+  auto pos = torch::arange(16).unsqueeze(0);
+  m.training = false;
+  auto clean = m.hidden(ids, pos);
+  CHECK(torch::equal(clean, m.hidden(ids, pos)));  // evaluation: no noise
+  m.training = true;
+  auto short_len = torch::tensor({4}, torch::kInt64), full_len = torch::tensor({16}, torch::kInt64);
+  // A shorter real length means stronger noise (alpha / sqrt(L d)): 4 of 16 tokens -> 2x.
+  double d_full = 0, d_short = 0;
+  for (int i = 0; i < 20; ++i) {
+    d_full += (m.hidden(ids, pos, {}, nullptr, full_len) - clean).abs().mean().item<double>();
+    d_short += (m.hidden(ids, pos, {}, nullptr, short_len) - clean).abs().mean().item<double>();
+  }
+  CHECK(d_full > 0);
+  CHECK(d_short / d_full == doctest::Approx(2.0).epsilon(0.15));
+  pipe.on_export();
+  CHECK(m.dropout.neftune_alpha == 0.0);
+  CHECK(torch::equal(clean, m.hidden(ids, pos)));  // still training mode, no noise left
+}

@@ -183,7 +183,7 @@ TEST_CASE("services a command lacks fail with UNSUPPORTED and a reason, not a cr
   const keel_host_t *h = &p.plugins()[0]->host;
   double v = 0;
   CHECK(h->set_dropout(h, KEEL_DROPOUT_ATTENTION, 0.2) == KEEL_UNSUPPORTED);
-  CHECK(p.plugins()[0]->error == "dropout sites are not available in the test");
+  CHECK(p.plugins()[0]->service_error == "dropout sites are not available in the test");
   CHECK(h->set_dropout(h, 7, 0.2) == KEEL_INVALID_ARGUMENT);
   CHECK(h->read_metric(h, "nope", &v, nullptr) == KEEL_NOT_FOUND);
   CHECK(h->parameter_count(h) == 0);

@@ -320,6 +320,13 @@ typedef struct keel_host {
   keel_status_t (*request_rollback)(const struct keel_host *self, const char *reason);
   /* Stop the run after the current step, saving a checkpoint; `reason` is shown to the user. */
   keel_status_t (*request_stop)(const struct keel_host *self, const char *reason);
+
+  /* Keep a parameter out of optimizer updates until step `until_step` (exclusive); 0 unfreezes. */
+  keel_status_t (*freeze_parameter)(const struct keel_host *self, const char *name, int64_t until_step);
+  /* NEFTune noise on the embedding output, in training only: uniform(-1, 1) scaled by
+     alpha / sqrt(L * d), with L the real (unpadded) tokens of each sequence, d the hidden size.
+     0 turns it off. */
+  keel_status_t (*set_embedding_noise)(const struct keel_host *self, double alpha);
 } keel_host_t;
 
 /* ---------------------------------------------------------------------------------------------

@@ -201,6 +201,21 @@ class Host {
   void request_stop(const std::string &reason) const {
     check(h_->request_stop(h_, reason.c_str()), "request_stop");
   }
+  void freeze_parameter(const std::string &name, int64_t until_step) const {
+    check(h_->freeze_parameter(h_, name.c_str(), until_step), "freeze_parameter(" + name + ")");
+  }
+  void set_embedding_noise(double alpha) const {
+    check(h_->set_embedding_noise(h_, alpha), "set_embedding_noise");
+  }
+  // This run's checkpoints, oldest first.
+  std::vector<keel_checkpoint_info_t> checkpoints() const {
+    std::vector<keel_checkpoint_info_t> out(h_->checkpoint_count(h_));
+    for (uint32_t i = 0; i < out.size(); ++i) {
+      out[i].struct_size = sizeof(keel_checkpoint_info_t);
+      check(h_->checkpoint_info(h_, i, &out[i]), "checkpoint_info");
+    }
+    return out;
+  }
 
   static DLTensor cpu_f32(float *data, std::vector<int64_t> &shape) {
     DLTensor t{};

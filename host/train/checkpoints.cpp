@@ -1,0 +1,115 @@
+#include "train/checkpoints.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "common/errors.hpp"
+
+namespace keel {
+namespace fs = std::filesystem;
+
+namespace {
+
+void fsync_path(const fs::path &p) {
+  int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%06lld", static_cast<long long>(step));
+  return buf;
+}
+
+}  // namespace
+
+std::vector<CheckpointRecord> list_checkpoints(const fs::path &dir) {
+  std::vector<CheckpointRecord> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto &e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("step-", 0) != 0 || !fs::exists(e.path() / "trainer_state.json")) continue;
+    try {
+      std::ifstream in(e.path() / "trainer_state.json");
+      auto j = nlohmann::json::parse(in);
+      out.push_back({j.at("step").get<int64_t>(), j.value("healthy", true), e.path()});
+    } catch (const std::exception &) {
+      continue;  // unreadable: not a complete checkpoint
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto &a, const auto &b) { return a.step < b.step; });
+  return out;
+}
+
+fs::path write_checkpoint(const fs::path &dir, int64_t step, const std::function<void(const fs::path &)> &fill) {
+  fs::create_directories(dir);
+  const fs::path tmp = dir / (".tmp-" + step_name(step)), final = dir / step_name(step);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  fill(tmp);
+  for (const auto &e : fs::directory_iterator(tmp)) fsync_path(e.path());
+  fsync_path(tmp);
+  if (fs::exists(final)) fs::remove_all(final);
+  fs::rename(tmp, final);
+  fsync_path(dir);
+  return final;
+}
+
+void prune_checkpoints(const fs::path &dir, int64_t keep_last) {
+  auto all = list_checkpoints(dir);
+  int64_t last_healthy = -1;
+  for (const auto &c : all)
+    if (c.healthy) last_healthy = c.step;
+  const int64_t n = static_cast<int64_t>(all.size());
+  for (int64_t i = 0; i < n - keep_last; ++i)
+    if (all[i].step != last_healthy) fs::remove_all(all[i].path);
+  // Temporary folders of interrupted writes.
+  std::error_code ec;
+  for (const auto &e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+}
+
+void write_blobs(const fs::path &file, const std::vector<std::pair<std::string, std::vector<uint8_t>>> &blobs) {
+  std::ofstream out(file, std::ios::binary);
+  auto u64 = [&](uint64_t v) { out.write(reinterpret_cast<const char *>(&v), 8); };
+  u64(blobs.size());
+  for (const auto &[k, b] : blobs) {
+    u64(k.size());
+    out.write(k.data(), static_cast<std::streamsize>(k.size()));
+    u64(b.size());
+    out.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
+  }
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+std::vector<std::pair<std::string, std::vector<uint8_t>>> read_blobs(const fs::path &file) {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return out;
+  const auto size = fs::file_size(file);
+  auto u64 = [&] {
+    uint64_t v = 0;
+    in.read(reinterpret_cast<char *>(&v), 8);
+    if (!in || v > size) throw UserError(file.string() + ": corrupt plugin state");
+    return v;
+  };
+  for (uint64_t n = u64(), i = 0; i < n; ++i) {
+    std::string k(u64(), '\0');
+    in.read(k.data(), static_cast<std::streamsize>(k.size()));
+    std::vector<uint8_t> b(u64());
+    in.read(reinterpret_cast<char *>(b.data()), static_cast<std::streamsize>(b.size()));
+    if (!in) throw UserError(file.string() + ": corrupt plugin state");
+    out.emplace_back(std::move(k), std::move(b));
+  }
+  return out;
+}
+
+}  // namespace keel

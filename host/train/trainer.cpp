@@ -1,0 +1,803 @@
+// The training loop, top to bottom: setup, then for every step the LR chain, the batch, the
+// chunked loss, the optimizer; evaluations with metrics, alarms and remedies; checkpoints.
+#include "train/trainer.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <ATen/autocast_mode.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "checkpoint/model_folder.hpp"
+#include "common/errors.hpp"
+#include "data/chat_template.hpp"
+#include "data/dataset.hpp"
+#include "data/record.hpp"
+#include "generate/generate.hpp"
+#include "logging/log.hpp"
+#include "plugin_host/pipeline.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "train/checkpoints.hpp"
+#include "train/chunked_loss.hpp"
+#include "train/data_sources.hpp"
+#include "train/tensorboard.hpp"
+
+namespace keel {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using torch::indexing::Slice;
+
+namespace {
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal = sig; }
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// A DLTensor view of a contiguous tensor; `shape` keeps the sizes alive.
+DLTensor dl_view(const torch::Tensor &t, std::vector<int64_t> &shape) {
+  shape.assign(t.sizes().begin(), t.sizes().end());
+  DLTensor d{};
+  d.data = t.data_ptr();
+  d.device = {t.is_cuda() ? kDLCUDA : kDLCPU, t.is_cuda() ? static_cast<int32_t>(t.get_device()) : 0};
+  d.ndim = static_cast<int32_t>(shape.size());
+  d.dtype = t.scalar_type() == torch::kBFloat16 ? DLDataType{kDLBfloat, 16, 1}
+            : t.scalar_type() == torch::kInt64  ? DLDataType{kDLInt, 64, 1}
+            : t.scalar_type() == torch::kHalf   ? DLDataType{kDLFloat, 16, 1}
+                                                : DLDataType{kDLFloat, 32, 1};
+  d.shape = shape.data();
+  d.strides = nullptr;  // compact row-major
+  return d;
+}
+
+torch::Tensor from_dl(const DLTensor &d) {
+  if (d.device.device_type != kDLCPU) throw ServiceError{KEEL_INVALID_ARGUMENT, "plugin buffers must be on the CPU"};
+  torch::Dtype dt;
+  if (d.dtype.code == kDLFloat && d.dtype.bits == 32) dt = torch::kFloat;
+  else if (d.dtype.code == kDLBfloat && d.dtype.bits == 16) dt = torch::kBFloat16;
+  else throw ServiceError{KEEL_INVALID_ARGUMENT, "plugin buffers must be fp32 or bf16"};
+  std::vector<int64_t> shape(d.shape, d.shape + d.ndim);
+  return torch::from_blob(static_cast<char *>(d.data) + d.byte_offset, shape, torch::TensorOptions().dtype(dt));
+}
+
+struct Probe {
+  std::string prompt;
+  std::vector<int64_t> ids;
+};
+
+}  // namespace
+
+// ---- the host services a training run offers plugins -------------------------------------------
+
+class TrainerServices : public HostServices {
+ public:
+  Transformer *model = nullptr;
+  DataSources *sources_ = nullptr;
+  fs::path checkpoint_dir;
+  // Inside on_eval: the probe prompts and their generations, for eval_logits().
+  std::vector<std::vector<int64_t>> eval_prompts, eval_outputs;
+  torch::Tensor eval_logits_buf;
+  std::vector<int64_t> shape_buf;
+
+  std::vector<std::string> parameter_names() override {
+    std::vector<std::string> out;
+    for (const auto &[n, t] : model->parameters()) out.push_back(n);
+    return out;
+  }
+  torch::Tensor &param(const std::string &name) {
+    if (!model->has_parameter(name)) throw ServiceError{KEEL_NOT_FOUND, "the model has no parameter '" + name + "'"};
+    return model->parameter(name);
+  }
+  DLTensor parameter_view(const std::string &name) override { return dl_view(param(name), shape_buf); }
+  void copy_parameter_to(const std::string &name, DLTensor &dst) override {
+    auto &p = param(name);
+    auto d = from_dl(dst);
+    if (d.sizes() != p.sizes()) throw ServiceError{KEEL_INVALID_ARGUMENT, "copy_parameter_to: shape differs from '" + name + "'"};
+    d.copy_(p.detach());
+  }
+  void copy_parameter_from(const std::string &name, const DLTensor &src) override {
+    auto &p = param(name);
+    auto s = from_dl(src);
+    if (s.sizes() != p.sizes()) throw ServiceError{KEEL_INVALID_ARGUMENT, "copy_parameter_from: shape differs from '" + name + "'"};
+    torch::NoGradGuard g;
+    p.copy_(s);
+  }
+  bool embeddings_tied() override { return model->config().tie_word_embeddings; }
+  void freeze_parameter(const std::string &name, int64_t until) override {
+    param(name);  // must exist
+    if (until <= step) frozen.erase(name);
+    else frozen[name] = until;
+  }
+  void set_embedding_noise(double alpha) override { model->dropout.neftune_alpha = alpha; }
+  std::map<std::string, int64_t> frozen;  // parameter -> first step it trains again
+  void set_dropout(keel_dropout_site_t site, double p) override { field(site) = p; }
+  double dropout(keel_dropout_site_t site) override { return field(site); }
+  double &field(keel_dropout_site_t site) {
+    return site == KEEL_DROPOUT_EMBEDDING ? model->dropout.embedding
+           : site == KEEL_DROPOUT_ATTENTION ? model->dropout.attention
+                                            : model->dropout.ffn;
+  }
+  std::vector<keel_source_info_t> sources() override { return sources_->infos(); }
+  void reshuffle_source(const std::string &name, uint64_t seed) override {
+    try {
+      sources_->reshuffle(sources_->index_of(name), seed);
+    } catch (const UserError &e) {
+      throw ServiceError{KEEL_NOT_FOUND, e.what()};
+    }
+  }
+  DLTensor eval_logits(uint32_t i) override {
+    if (i >= eval_outputs.size()) throw ServiceError{KEEL_NOT_FOUND, "eval_logits: no sample #" + std::to_string(i)};
+    const auto &p = eval_prompts[i], &g = eval_outputs[i];
+    if (g.empty()) {
+      eval_logits_buf = torch::zeros({0, model->config().vocab_size}, torch::kFloat);
+      return dl_view(eval_logits_buf, shape_buf);
+    }
+    // Teacher-forced over prompt + generation: the raw next-token distributions of the generation.
+    torch::NoGradGuard ng;
+    std::vector<int64_t> all(p);
+    all.insert(all.end(), g.begin(), g.end() - 1);
+    auto ids = torch::tensor(all, torch::kInt64).to(model->device()).unsqueeze(0);
+    auto pos = torch::arange(static_cast<int64_t>(all.size()), torch::kInt64).to(model->device()).unsqueeze(0);
+    const bool was = model->training;
+    model->training = false;
+    auto h = model->hidden(ids, pos)[0].index({Slice(static_cast<int64_t>(p.size()) - 1)});
+    model->training = was;
+    eval_logits_buf = model->logits(h).to(torch::kCPU).contiguous();
+    return dl_view(eval_logits_buf, shape_buf);
+  }
+  std::vector<keel_checkpoint_info_t> checkpoints() override {
+    ckpts_ = list_checkpoints(checkpoint_dir);
+    paths_.clear();
+    for (const auto &c : ckpts_) paths_.push_back(c.path.string());
+    std::vector<keel_checkpoint_info_t> out;
+    for (size_t i = 0; i < ckpts_.size(); ++i)
+      out.push_back({sizeof(keel_checkpoint_info_t), ckpts_[i].step, ckpts_[i].healthy ? 1 : 0, paths_[i].c_str()});
+    return out;
+  }
+  void request_rollback(const std::string &reason) override {
+    bool any = false;
+    for (const auto &c : list_checkpoints(checkpoint_dir)) any = any || c.healthy;
+    if (!any) throw ServiceError{KEEL_NOT_FOUND, "no healthy checkpoint to roll back to yet"};
+    rollback_reason = reason;
+  }
+
+ private:
+  std::vector<CheckpointRecord> ckpts_;
+  std::vector<std::string> paths_;
+};
+
+// ---- the run --------------------------------------------------------------------------------------
+
+class Trainer {
+ public:
+  Trainer(const PipelineConfig &cfg, const PluginRegistry &reg, const TrainOptions &opt)
+      : cfg_(cfg), opt_(opt) {
+    const auto &d = cfg.doc;
+    steps_ = *d["run"]["steps"].value<int64_t>();
+    batch_ = *d["run"]["batch_size"].value<int64_t>();
+    accum_ = *d["run"]["grad_accum"].value<int64_t>();
+    seq_len_ = *d["run"]["seq_len"].value<int64_t>();
+    seed_ = static_cast<uint64_t>(*d["run"]["seed"].value<int64_t>());
+    ckpt_every_ = *d["run"]["checkpoint_every"].value<int64_t>();
+    eval_every_ = *d["run"]["eval_every"].value<int64_t>();
+    log_every_ = *d["run"]["log_every"].value<int64_t>();
+    keep_last_ = *d["run"]["keep_last"].value<int64_t>();
+    max_nonfinite_ = *d["run"]["max_nonfinite"].value<int64_t>();
+    if (batch_ % accum_ != 0)
+      throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {}", cfg.file.string(), batch_, accum_));
+    const std::string model_path = *d["model"]["path"].value<std::string>();
+    if (model_path.empty()) throw UserError(cfg.file.string() + ": [model] path is required to train");
+    if (!d["data"].as_table() || d["data"].as_table()->empty())
+      throw UserError(cfg.file.string() + ": at least one [data.<name>] source is required to train");
+
+    run_dir_ = cfg.run_dir();
+    fs::create_directories(run_dir_);
+    logging::add_run_log(run_dir_);
+    torch::manual_seed(static_cast<int64_t>(seed_));
+
+    // Model (fp32 master weights), tokenizer, template, data, probes.
+    device_ = parse_device(*d["model"]["device"].value<std::string>());
+    compute_dtype_ = parse_dtype(*d["model"]["dtype"].value<std::string>(), device_);
+    model_dir_ = model_path;
+    spdlog::info("loading {} on {}", model_path, device_.str());
+    model_ = load_model(model_path, device_, torch::kFloat);
+    tok_ = std::make_unique<Tokenizer>(Tokenizer::load(model_path));
+    tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::resolve(*d["model"]["chat_template"].value<std::string>(), *tok_));
+    const fs::path cache = fs::path(*d["run"]["output_dir"].value<std::string>()) / ".cache";
+    uint64_t k = 0;
+    for (auto &&[name, src] : *d["data"].as_table()) {
+      Dataset ds = load_dataset(std::string(name.str()), *src.as_table(), *tok_, *tmpl_, seq_len_, cache);
+      spdlog::info("data.{}: {} examples, {} tokens{}", ds.name, ds.examples.size(), ds.stats.tokens,
+                   ds.from_cache ? " (cached)" : "");
+      stats_.push_back(ds.stats);
+      if (probes_.empty()) take_probes(ds);
+      sources_.add(std::move(ds), seed_ + 1000003 * ++k);
+    }
+    load_probe_file();
+    // Generation ends at the tokenizer's and the model's EOS and at the template's end of turn.
+    std::vector<int64_t> stops(model_->config().eos_token_ids);
+    if (tok_->eos_id) stops.push_back(*tok_->eos_id);
+    for (const char *eot : {"<|im_end|>", "<|eot_id|>"})
+      if (auto id = tok_->find_token(eot)) stops.push_back(*id);
+    for (int64_t id : stops)
+      if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end()) stop_ids_.push_back(id);
+
+    services_.model = model_.get();
+    services_.sources_ = &sources_;
+    services_.checkpoint_dir = run_dir_ / "checkpoints";
+    services_.context = "training";
+    services_.total_steps = steps_;
+    services_.seed = seed_;
+    services_.run_dir = run_dir_.string();
+    services_.base_lr = *d["optim"]["lr"].value<double>();
+    services_.generation = {sizeof(keel_generation_settings_t), *d["eval"]["temperature"].value<double>(),
+                            *d["eval"]["top_p"].value<double>(), static_cast<int32_t>(*d["eval"]["top_k"].value<int64_t>()),
+                            *d["eval"]["repetition_penalty"].value<double>(),
+                            static_cast<int32_t>(*d["eval"]["max_new_tokens"].value<int64_t>())};
+    eval_seed_ = static_cast<uint64_t>(*d["eval"]["seed"].value<int64_t>());
+    pipeline_ = std::make_unique<PluginPipeline>(cfg, reg, services_);
+    if (sources_.size() > 1 && !pipeline_->data_plugin())
+      spdlog::warn("{} data sources but no data plugin (e.g. data_mix): only '{}' is used", sources_.size(),
+                   sources_.dataset(0).name);
+    write_resolved_config();
+    make_optimizer();
+  }
+
+  int run() {
+    int64_t start = 0;
+    if (opt_.resume) start = resume();
+    else fs::remove_all(run_dir_ / "checkpoints");
+    metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
+    tb_ = std::make_unique<TensorBoardWriter>(run_dir_ / "tensorboard");
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+
+    pipeline_->on_start();
+    pipeline_->on_model_ready();
+    model_->training = true;
+    if (start == 0) evaluate(0);
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t step = start, last_saved = -1;
+    int exit_code = 0;
+    for (; step < steps_; ++step) {
+      if (g_signal) {
+        spdlog::warn("signal {}: saving a checkpoint at step {} and stopping", g_signal.load(), step);
+        break;
+      }
+      services_.step = step;
+      const int64_t done = step + 1;
+      try {
+        train_step(step);
+        if (done % eval_every_ == 0 || done == steps_) evaluate(done);
+        if (services_.rollback_reason) rollback(done);
+      } catch (const PluginError &) {
+        // A plugin failed: keep what was trained, then stop with its message.
+        save_checkpoint(done);
+        spdlog::error("a plugin failed at step {}; checkpoint saved", done);
+        throw;
+      }
+      if (done % ckpt_every_ == 0) {
+        save_checkpoint(done);
+        last_saved = done;
+      }
+      if (nonfinite_in_row_ >= max_nonfinite_) {
+        save_checkpoint(done);
+        last_saved = done;
+        spdlog::error("{} non-finite steps in a row: stopping (checkpoint saved)", nonfinite_in_row_);
+        exit_code = 1;
+        ++step;
+        break;
+      }
+      if (services_.stop_reason) {
+        spdlog::warn("stop requested by {}", *services_.stop_reason);
+        ++step;
+        break;
+      }
+    }
+    if (last_saved != step) save_checkpoint(step);
+    if (opt_.progress && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
+    // Final export: on_export in reverse order (dropout off), then an HF folder.
+    pipeline_->on_export();
+    model_->training = false;
+    save_model(run_dir_ / "final", *model_, model_dir_, compute_dtype_ == torch::kHalf ? torch::kFloat : compute_dtype_);
+    tok_->save(run_dir_ / "final");
+    pipeline_->on_end();
+    summary(step, seconds_since(t0));
+    return exit_code;
+  }
+
+ private:
+  // ---- setup -------------------------------------------------------------------------------------
+  void take_probes(Dataset &ds) {
+    const auto &e = cfg_.doc["eval"];
+    if (!e["prompts"].value<std::string>()->empty()) return;
+    // A fixed, seeded slice of the first source's prompts, removed from training.
+    const int64_t want = *e["num_prompts"].value<int64_t>();
+    std::vector<size_t> idx;
+    for (size_t i = 0; i < ds.examples.size(); ++i)
+      if (!ds.prompts[i].empty()) idx.push_back(i);
+    std::mt19937_64 rng(seed_ ^ 0x70726f6265ull);
+    for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);
+    if (static_cast<int64_t>(idx.size()) > want) idx.resize(static_cast<size_t>(want));
+    if (idx.size() * 2 > ds.examples.size() || idx.empty()) {
+      spdlog::warn("data.{}: too few prompts to hold out a probe set; evaluation is off (set [eval] prompts)", ds.name);
+      return;
+    }
+    std::sort(idx.begin(), idx.end());
+    for (size_t i : idx) probes_.push_back({ds.prompts[i], encode(ds.prompts[i])});
+    for (auto it = idx.rbegin(); it != idx.rend(); ++it) {
+      ds.examples.erase(ds.examples.begin() + static_cast<long>(*it));
+      ds.prompts.erase(ds.prompts.begin() + static_cast<long>(*it));
+    }
+  }
+
+  void load_probe_file() {
+    const std::string file = *cfg_.doc["eval"]["prompts"].value<std::string>();
+    if (file.empty()) return;
+    std::ifstream in(file);
+    if (!in) throw UserError(fmt::format("[eval] prompts: cannot read {}", file));
+    std::string line;
+    for (int64_t n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const json::parse_error &) {
+        throw UserError(fmt::format("{}:{}: not valid JSON", file, n));
+      }
+      std::string text;
+      if (j.is_object() && j.contains("prompt") && j["prompt"].is_string())
+        text = tmpl_->kind() == ChatTemplate::Kind::unresolved ? j["prompt"].get<std::string>()
+                                                               : tmpl_->generation_prompt(j["prompt"].get<std::string>());
+      else if (j.is_object() && j.contains("text") && j["text"].is_string())
+        text = j["text"].get<std::string>();
+      else
+        throw UserError(fmt::format("{}:{}: expected {{\"prompt\": \"...\"}} or {{\"text\": \"...\"}}", file, n));
+      probes_.push_back({text, encode(text)});
+    }
+  }
+
+  std::vector<int64_t> encode(const std::string &text) const {
+    auto ids = tok_->encode(text, false);
+    std::vector<int64_t> out(ids.begin(), ids.end());
+    if (out.empty() && tok_->bos_id) out.push_back(*tok_->bos_id);
+    if (out.empty()) out.push_back(tok_->eos_id.value_or(0));
+    return out;
+  }
+
+  void make_optimizer() {
+    const auto &o = cfg_.doc["optim"];
+    std::vector<torch::Tensor> decay, no_decay;
+    for (auto &[name, t] : model_->parameters()) {
+      t.set_requires_grad(true);
+      const bool nd = name.find("norm") != std::string::npos || name.size() > 5 && name.substr(name.size() - 5) == ".bias";
+      (nd ? no_decay : decay).push_back(t);
+    }
+    auto opts = torch::optim::AdamWOptions(services_.base_lr)
+                    .betas({*o["betas"][0].value<double>(), *o["betas"][1].value<double>()})
+                    .eps(*o["eps"].value<double>())
+                    .weight_decay(*o["weight_decay"].value<double>());
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts));
+    auto nd = opts;
+    nd.weight_decay(0.0);
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
+    optim_ = std::make_unique<torch::optim::AdamW>(groups, opts);
+    grad_clip_ = *o["grad_clip"].value<double>();
+  }
+
+  void write_resolved_config() {
+    std::ofstream out(run_dir_ / "config.toml");
+    out << "# resolved by keel: every default filled in\n" << pipeline_->resolved_config() << "\n";
+  }
+
+  // ---- one optimizer step --------------------------------------------------------------------------
+  void train_step(int64_t step) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = pipeline_->lr(step, services_.base_lr);
+    for (auto &g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
+
+    // Which source fills each slot of the global batch, then the examples, grouped by length.
+    std::vector<uint32_t> slots(static_cast<size_t>(batch_), 0);
+    if (pipeline_->data_plugin()) slots = pipeline_->compose_batch(step, static_cast<uint32_t>(batch_), sources_.infos());
+    std::vector<const Example *> batch;
+    for (uint32_t s : slots) batch.push_back(&sources_.next(s));
+    std::stable_sort(batch.begin(), batch.end(), [](auto *a, auto *b) { return a->ids.size() < b->ids.size(); });
+    int64_t counted = 0, tokens = 0;
+    for (auto *e : batch) {
+      tokens += static_cast<int64_t>(e->ids.size());
+      for (size_t i = 1; i < e->labels.size(); ++i) counted += e->labels[i] != kIgnoreLabel;
+    }
+
+    double loss_sum = 0;
+    const int64_t micro = batch_ / accum_;
+    for (int64_t m = 0; m < accum_; ++m) {
+      std::vector<const Example *> mb(batch.begin() + m * micro, batch.begin() + (m + 1) * micro);
+      loss_sum += micro_batch(mb, counted);
+    }
+    const double loss = counted ? loss_sum / static_cast<double>(counted) : 0.0;
+    std::vector<torch::Tensor> params;
+    for (auto &[n, t] : model_->parameters()) params.push_back(t);
+    const double norm = torch::nn::utils::clip_grad_norm_(params, grad_clip_ > 0 ? grad_clip_ : 1e30);
+    bool finite = std::isfinite(loss) && std::isfinite(norm);
+    // Frozen parameters: no gradient, so AdamW leaves them (and their moments) alone.
+    for (auto it = services_.frozen.begin(); it != services_.frozen.end();) {
+      if (step >= it->second) {
+        it = services_.frozen.erase(it);
+      } else {
+        model_->parameter(it->first).mutable_grad() = torch::Tensor();
+        ++it;
+      }
+    }
+    if (step >= force_nonfinite_from_ && step <= force_nonfinite_to_) finite = false;
+    if (finite) {
+      optim_->step();
+      nonfinite_in_row_ = 0;
+    } else {
+      ++skipped_;
+      ++nonfinite_in_row_;
+      spdlog::warn("step {}: non-finite loss or gradient (loss {}, grad norm {}): step skipped", step, loss, norm);
+      raise_alarm("nonfinite", loss, step + 1, "loss or gradient is not finite");
+    }
+    optim_->zero_grad();
+    tokens_ += tokens;
+    const double secs = seconds_since(t0);
+    train_secs_ += secs;
+    ema_loss_ = step == 0 ? loss : 0.9 * ema_loss_ + 0.1 * loss;
+    const int64_t done = step + 1;
+    if (done % log_every_ == 0 || done == steps_ || !finite) {
+      json row = {{"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tokens / secs}};
+      if (!finite) row["skipped"] = true;
+      log_row(row);
+      for (const char *k : {"loss", "lr", "grad_norm", "tokens_per_s"}) tb_->scalar(std::string("train/") + k, row[k].get<double>(), done);
+      if (!opt_.progress || !isatty(STDERR_FILENO))
+        spdlog::info("step {}/{}  loss {:.4f}  lr {:.3e}  grad_norm {:.3f}  {:.0f} tok/s", done, steps_, loss, lr, norm, tokens / secs);
+    }
+    if (opt_.progress && isatty(STDERR_FILENO)) {
+      const double eta = (steps_ - done) * (train_secs_ + eval_secs_) / std::max<int64_t>(1, done - resumed_at_);
+      std::fprintf(stderr, "\r[%lld/%lld] loss %.4f  lr %.2e  %.0f tok/s  ETA %.0fs   ", static_cast<long long>(done),
+                   static_cast<long long>(steps_), ema_loss_, lr, tokens / secs, eta);
+      std::fflush(stderr);
+    }
+  }
+
+  // Forward, chunked loss and backward for one micro-batch; returns its loss sum.
+  double micro_batch(const std::vector<const Example *> &mb, int64_t global_count) {
+    int64_t T = 0;
+    for (auto *e : mb) T = std::max<int64_t>(T, static_cast<int64_t>(e->ids.size()));
+    const int64_t B = static_cast<int64_t>(mb.size());
+    const int64_t pad = tok_->pad_id.value_or(tok_->eos_id.value_or(0));
+    auto ids = torch::full({B, T}, pad, torch::kInt64);
+    auto labels = torch::full({B, T}, static_cast<int64_t>(kIgnoreLabel), torch::kInt64);
+    auto lengths = torch::zeros({B}, torch::kInt64);
+    auto ia = ids.accessor<int64_t, 2>();
+    auto la = labels.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      const auto &e = *mb[b];
+      for (size_t i = 0; i < e.ids.size(); ++i) ia[b][i] = e.ids[i];
+      lengths[b] = static_cast<int64_t>(e.ids.size());
+      for (size_t i = 0; i + 1 < e.labels.size(); ++i) la[b][i] = e.labels[i + 1];  // predict the next token
+    }
+    auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    auto flat = labels.view({-1});
+    auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1);
+    if (rows.numel() == 0) return 0.0;
+    torch::Tensor hidden;
+    {
+      AutocastScope ac(device_, compute_dtype_);
+      hidden = model_->hidden(ids.to(device_), pos.to(device_), {}, nullptr, lengths);
+    }
+    auto sel = hidden.view({B * T, -1}).index_select(0, rows.to(device_));
+    auto lab = flat.index_select(0, rows).to(device_);
+    ChunkLossFn fn = cross_entropy_chunk;
+    if (pipeline_->loss_plugin())
+      fn = [this](const torch::Tensor &logits, const torch::Tensor &l, torch::Tensor &g) {
+        std::vector<int64_t> s1, s2, s3;
+        DLTensor dl = dl_view(logits, s1), dlab = dl_view(l, s2), dg = dl_view(g, s3);
+        return pipeline_->loss(dl, dlab, dg);
+      };
+    auto head = model_->lm_head_weight();
+    auto r = chunked_loss_backward(sel, lab, head, 1.0 / static_cast<double>(global_count), kChunkRows, fn);
+    return r.loss_sum;
+  }
+
+  // bf16/fp16 autocast on CUDA; fp32 elsewhere.
+  struct AutocastScope {
+    bool on = false;
+    AutocastScope(torch::Device d, torch::Dtype t) {
+      if (d.is_cuda() && t != torch::kFloat) {
+        at::autocast::set_autocast_enabled(at::kCUDA, true);
+        at::autocast::set_autocast_dtype(at::kCUDA, t);
+        on = true;
+      }
+    }
+    ~AutocastScope() {
+      if (on) {
+        at::autocast::set_autocast_enabled(at::kCUDA, false);
+        at::autocast::clear_cache();
+      }
+    }
+  };
+
+  // ---- evaluation, alarms, remedies ---------------------------------------------------------------
+  void evaluate(int64_t step) {
+    if (probes_.empty()) return;
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool was = model_->training;
+    model_->training = false;
+    SamplingSettings s;
+    const auto &g = services_.generation;
+    s.temperature = g.temperature;
+    s.top_p = g.top_p;
+    s.top_k = g.top_k;
+    s.repetition_penalty = g.repetition_penalty;
+    s.max_new_tokens = g.max_new_tokens;
+    s.seed = eval_seed_;  // fixed, so evaluations compare
+    s.stop_ids = stop_ids_;
+    std::vector<std::vector<int64_t>> prompts;
+    for (const auto &p : probes_) prompts.push_back(p.ids);
+    std::vector<Generation> gens;
+    const int64_t eval_batch = 64;
+    for (size_t i = 0; i < prompts.size(); i += eval_batch) {
+      std::vector<std::vector<int64_t>> part(prompts.begin() + static_cast<long>(i),
+                                             prompts.begin() + static_cast<long>(std::min(prompts.size(), i + eval_batch)));
+      auto out = generate(*model_, part, s);
+      gens.insert(gens.end(), out.begin(), out.end());
+    }
+    // Samples file and the plugins' view of them.
+    fs::create_directories(run_dir_ / "samples");
+    std::ofstream samples(run_dir_ / "samples" / fmt::format("step-{:06d}.jsonl", step));
+    std::vector<std::string> texts;
+    std::vector<keel_eval_sample_t> cs(gens.size());
+    std::vector<const keel_eval_sample_t *> ptrs;
+    services_.eval_prompts = prompts;
+    services_.eval_outputs.clear();
+    for (size_t i = 0; i < gens.size(); ++i) {
+      std::vector<int32_t> ids(gens[i].tokens.begin(), gens[i].tokens.end());
+      texts.push_back(tok_->decode(ids, true));
+      services_.eval_outputs.push_back(gens[i].tokens);
+      samples << json{{"prompt", probes_[i].prompt}, {"text", texts.back()}, {"tokens", gens[i].tokens}}.dump() << "\n";
+    }
+    for (size_t i = 0; i < gens.size(); ++i) {
+      cs[i] = {sizeof(keel_eval_sample_t), probes_[i].prompt.c_str(), texts[i].c_str(), gens[i].tokens.data(),
+               gens[i].tokens.size()};
+      ptrs.push_back(&cs[i]);
+    }
+    keel_eval_batch_t batch{sizeof(keel_eval_batch_t), step, s.temperature, ptrs.data(), static_cast<uint32_t>(ptrs.size())};
+    services_.step = step;
+    pipeline_->on_eval(batch);
+    model_->training = was;
+    eval_secs_ += seconds_since(t0);
+
+    // Metrics of this evaluation: to metrics.jsonl and TensorBoard; alarms that start or clear.
+    json row = {{"step", step}, {"eval", true}, {"temperature", s.temperature}, {"eval_seconds", seconds_since(t0)}};
+    json alarms = json::array();
+    std::vector<std::pair<std::string, MetricValue>> raised;
+    for (auto &[name, m] : services_.metrics) {
+      if (m.step != step) continue;
+      row[name] = m.value;
+      tb_->scalar("eval/" + name, m.value, step);
+      if (name.find('.') != std::string::npos) continue;  // side values do not alarm
+      if (m.alarm) {
+        alarms.push_back(name);
+        raised.emplace_back(name, m);
+      } else if (active_alarms_.erase(name)) {
+        spdlog::info("alarm cleared: {} = {:.4f} at step {}", name, m.value, step);
+      }
+    }
+    tb_->scalar("eval/temperature", s.temperature, step);
+    row["alarms"] = alarms;
+    healthy_ = alarms.empty();
+    log_row(row);  // before the remedies act, so the row is there even if one of them fails
+    for (const auto &[name, m] : raised) raise_alarm(name, m.value, step, m.reason);
+    if (!firings_.empty()) log_row({{"step", step}, {"remedies", firings_}});
+    firings_ = json::array();
+  }
+
+  // An alarm is dispatched to the remedies at every evaluation while it lasts (their cooldown and
+  // max_fires decide whether they act); the console says when it starts and when it clears.
+  void raise_alarm(const std::string &metric, double value, int64_t step, const std::string &reason) {
+    if (active_alarms_.insert(metric).second) {
+      ++alarm_count_;
+      spdlog::warn("alarm: {} = {:.4f} at step {} ({})", metric, value, step, reason);
+    }
+    keel_alarm_t a{sizeof(keel_alarm_t), metric.c_str(), value, step, reason.c_str()};
+    for (const RemedyFiring &f : pipeline_->alarm(a)) {
+      ++remedy_count_;
+      spdlog::warn("remedy: {} fired by {} at step {}", f.remedy, f.metric, f.step);
+      firings_.push_back({{"remedy", f.remedy}, {"alarm", f.metric}, {"step", f.step}});
+      tb_->scalar("remedy/" + f.remedy, 1.0, step);
+    }
+    if (metric == "nonfinite") {
+      json row = {{"step", step}, {"alarms", {metric}}, {"remedies", firings_}};
+      log_row(row);
+      firings_ = json::array();
+      active_alarms_.erase(metric);
+    }
+  }
+
+  // ---- checkpoints, resume, rollback ----------------------------------------------------------------
+  void save_checkpoint(int64_t step) {
+    const auto states = pipeline_->save_states();
+    json st = {{"step", step},
+               {"healthy", healthy_},
+               {"data", sources_.state()},
+               {"base_lr", services_.base_lr},
+               {"generation", {{"temperature", services_.generation.temperature}, {"top_p", services_.generation.top_p},
+                               {"top_k", services_.generation.top_k}, {"max_new_tokens", services_.generation.max_new_tokens},
+                               {"repetition_penalty", services_.generation.repetition_penalty}}},
+               {"skipped", skipped_},
+               {"nonfinite_in_row", nonfinite_in_row_},
+               {"rollbacks", rollbacks_},
+               {"alarms", std::vector<std::string>(active_alarms_.begin(), active_alarms_.end())},
+               {"tokens", tokens_},
+               {"frozen", services_.frozen},
+               {"embedding_noise", model_->dropout.neftune_alpha}};
+    json remedies = json::array();
+    for (const auto &p : pipeline_->plugins())
+      remedies.push_back({{"fires", p->remedy.fires}, {"last_fired", p->remedy.last_fired}});
+    st["remedies"] = remedies;
+    json metrics = json::object();
+    for (const auto &[n, m] : services_.metrics) metrics[n] = {{"value", m.value}, {"alarm", m.alarm}, {"step", m.step}};
+    st["metrics"] = metrics;
+    const bool was = model_->training;
+    write_checkpoint(run_dir_ / "checkpoints", step, [&](const fs::path &dir) {
+      save_model(dir, *model_, model_dir_, torch::kFloat);
+      tok_->save(dir);
+      // Test seam: hold the write half-done so a test can kill -9 the process inside it.
+      if (const char *pause = std::getenv("KEEL_TEST_CHECKPOINT_PAUSE")) ::usleep(static_cast<useconds_t>(std::atof(pause) * 1e6));
+      torch::save(*optim_, (dir / "optimizer.pt").string());
+      torch::save(at::detail::getDefaultCPUGenerator().get_state(), (dir / "rng.pt").string());
+      write_blobs(dir / "plugin_state.bin", states);
+      std::ofstream(dir / "trainer_state.json") << st.dump(2) << "\n";
+    });
+    model_->training = was;
+    prune_checkpoints(run_dir_ / "checkpoints", keep_last_);
+    spdlog::debug("checkpoint at step {}", step);
+  }
+
+  // Loads weights and optimizer moments from a checkpoint folder.
+  void load_weights(const fs::path &dir) {
+    auto m = load_model(dir, device_, torch::kFloat);
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < m->parameters().size(); ++i) model_->parameters()[i].second.copy_(m->parameters()[i].second);
+    torch::load(*optim_, (dir / "optimizer.pt").string());
+  }
+
+  int64_t resume() {
+    auto all = list_checkpoints(run_dir_ / "checkpoints");
+    if (all.empty()) {
+      spdlog::warn("--resume: no checkpoint in {}; starting from step 0", (run_dir_ / "checkpoints").string());
+      return 0;
+    }
+    const auto &c = all.back();
+    load_weights(c.path);
+    torch::Tensor rng;
+    torch::load(rng, (c.path / "rng.pt").string());
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng);
+    std::ifstream in(c.path / "trainer_state.json");
+    json st = json::parse(in);
+    sources_.load_state(st["data"]);
+    services_.base_lr = st["base_lr"].get<double>();
+    const auto &g = st["generation"];
+    services_.generation.temperature = g["temperature"].get<double>();
+    services_.generation.top_p = g["top_p"].get<double>();
+    services_.generation.top_k = g["top_k"].get<int32_t>();
+    services_.generation.max_new_tokens = g["max_new_tokens"].get<int32_t>();
+    services_.generation.repetition_penalty = g["repetition_penalty"].get<double>();
+    skipped_ = st["skipped"].get<int64_t>();
+    nonfinite_in_row_ = st["nonfinite_in_row"].get<int64_t>();
+    rollbacks_ = st["rollbacks"].get<int64_t>();
+    tokens_ = st["tokens"].get<int64_t>();
+    services_.frozen = st["frozen"].get<std::map<std::string, int64_t>>();
+    healthy_ = st["healthy"].get<bool>();
+    for (const auto &a : st["alarms"]) active_alarms_.insert(a.get<std::string>());
+    for (size_t i = 0; i < pipeline_->plugins().size() && i < st["remedies"].size(); ++i) {
+      pipeline_->plugins()[i]->remedy.fires = st["remedies"][i]["fires"].get<int64_t>();
+      pipeline_->plugins()[i]->remedy.last_fired = st["remedies"][i]["last_fired"].get<int64_t>();
+    }
+    for (auto &[n, m] : st["metrics"].items())
+      services_.metrics[n] = MetricValue{m["value"].get<double>(), m["alarm"].get<bool>(), "", m["step"].get<int64_t>(), ""};
+    pipeline_->load_states(read_blobs(c.path / "plugin_state.bin"));
+    resumed_at_ = c.step;
+    spdlog::info("resumed from {} (step {})", c.path.string(), c.step);
+    return c.step;
+  }
+
+  void rollback(int64_t step) {
+    const std::string reason = *services_.rollback_reason;
+    services_.rollback_reason.reset();
+    const CheckpointRecord *target = nullptr;
+    auto all = list_checkpoints(run_dir_ / "checkpoints");
+    for (const auto &c : all)
+      if (c.healthy) target = &c;
+    if (!target) return;  // request_rollback refused this already
+    load_weights(target->path);
+    ++rollbacks_;
+    active_alarms_.clear();  // the restored model had none
+    spdlog::warn("rollback: weights and optimizer restored from step {} (at step {}; {})", target->step, step, reason);
+    log_row({{"step", step}, {"rollback", {{"to", target->step}, {"reason", reason}}}});
+    tb_->scalar("rollback", static_cast<double>(target->step), step);
+  }
+
+  // ---- output --------------------------------------------------------------------------------------
+  void log_row(const json &row) {
+    metrics_ << row.dump() << "\n";
+    metrics_.flush();
+  }
+
+  void summary(int64_t steps_done, double secs) {
+    uint64_t bad = 0, truncated = 0, dropped = 0;
+    for (const auto &s : stats_) {
+      bad += s.bad_lines;
+      truncated += s.truncated;
+      dropped += s.dropped;
+    }
+    const double eval_share = secs > 0 ? eval_secs_ / secs : 0;
+    spdlog::info("done: {} steps, {} tokens, {:.1f}s ({:.0f}% evaluation), {} alarms, {} remedies, {} rollbacks, "
+                 "{} skipped steps, {} bad lines, {} truncated, {} dropped",
+                 steps_done, tokens_, secs, 100 * eval_share, alarm_count_, remedy_count_, rollbacks_, skipped_, bad,
+                 truncated, dropped);
+    spdlog::info("final model: {}", (run_dir_ / "final").string());
+    log_row({{"summary", true}, {"steps", steps_done}, {"tokens", tokens_}, {"seconds", secs}, {"eval_share", eval_share},
+             {"alarms", alarm_count_}, {"remedies", remedy_count_}, {"rollbacks", rollbacks_}, {"skipped", skipped_},
+             {"bad_lines", bad}, {"final", (run_dir_ / "final").string()}});
+  }
+
+  static constexpr int64_t kChunkRows = 1024;
+
+  const PipelineConfig &cfg_;
+  TrainOptions opt_;
+  int64_t steps_, batch_, accum_, seq_len_, ckpt_every_, eval_every_, log_every_, keep_last_, max_nonfinite_;
+  uint64_t seed_, eval_seed_ = 0;
+  fs::path run_dir_, model_dir_;
+  torch::Device device_{torch::kCPU};
+  torch::Dtype compute_dtype_ = torch::kFloat;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<Tokenizer> tok_;
+  std::unique_ptr<ChatTemplate> tmpl_;
+  DataSources sources_;
+  std::vector<DatasetStats> stats_;
+  std::vector<Probe> probes_;
+  std::vector<int64_t> stop_ids_;
+  TrainerServices services_;
+  std::unique_ptr<PluginPipeline> pipeline_;
+  std::unique_ptr<torch::optim::AdamW> optim_;
+  double grad_clip_ = 1.0;
+  std::ofstream metrics_;
+  std::unique_ptr<TensorBoardWriter> tb_;
+  json firings_ = json::array();
+  std::set<std::string> active_alarms_;
+  bool healthy_ = true;
+  int64_t skipped_ = 0, nonfinite_in_row_ = 0, rollbacks_ = 0, tokens_ = 0, alarm_count_ = 0, remedy_count_ = 0;
+  int64_t resumed_at_ = 0;
+  double train_secs_ = 0, eval_secs_ = 0, ema_loss_ = 0;
+
+ public:
+  // Test seam (KEEL_TEST_NONFINITE_STEPS=A or A-B): treat those steps as non-finite.
+  int64_t force_nonfinite_from_ = -1, force_nonfinite_to_ = -2;
+};
+
+int run_training(const PipelineConfig &config, const PluginRegistry &registry, const TrainOptions &options) {
+  Trainer t(config, registry, options);
+  if (const char *f = std::getenv("KEEL_TEST_NONFINITE_STEPS")) {
+    const char *dash = std::strchr(f, '-');
+    t.force_nonfinite_from_ = std::atoll(f);
+    t.force_nonfinite_to_ = dash ? std::atoll(dash + 1) : t.force_nonfinite_from_;
+  }
+  return t.run();
+}
+
+}  // namespace keel
