@@ -17,6 +17,7 @@ Command add_train_command(CLI::App &app);
 Command add_init_model_command(CLI::App &app);
 Command add_generate_command(CLI::App &app);
 Command add_perplexity_command(CLI::App &app);
+Command add_eval_command(CLI::App &app);
 Command add_tokenize_command(CLI::App &app);
 Command add_score_command(CLI::App &app);
 

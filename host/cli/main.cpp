@@ -22,6 +22,7 @@ int main(int argc, char **argv) {
       add_init_model_command(app),
       add_generate_command(app),
       add_perplexity_command(app),
+      add_eval_command(app),
       add_tokenize_command(app),
       add_score_command(app),
       // one line per further subcommand (tokenize, generate, score, ...)

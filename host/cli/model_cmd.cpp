@@ -71,19 +71,42 @@ int cmd_init_model(const std::string &config, const std::string &out, uint64_t s
   return 0;
 }
 
-int cmd_generate(const ModelOpts &mo, const std::string &prompt_ids, SamplingSettings s) {
+int cmd_generate(const ModelOpts &mo, const std::string &prompt, const std::string &prompt_ids, SamplingSettings s) {
+  if (prompt.empty() == prompt_ids.empty()) throw UserError("generate: give --prompt TEXT or --prompt-ids '[...]'");
   auto model = open_model(mo);
-  json j;
-  try {
-    j = json::parse(prompt_ids);
-  } catch (const json::parse_error &) {
-    throw UserError("--prompt-ids: expected a JSON array of token ids, e.g. [1, 2, 3]");
+  std::vector<std::vector<int64_t>> prompts;
+  std::optional<Tokenizer> tok;
+  if (!prompt.empty() || fs::exists(fs::path(mo.model) / "tokenizer.json")) tok = Tokenizer::load(mo.model);
+  if (!prompt.empty()) {
+    auto ids = tok->encode(prompt, true);
+    prompts.emplace_back(ids.begin(), ids.end());
+  } else {
+    // One prompt [1, 2, 3], or a batch [[1, 2], [3, 4, 5]] (left-padded together).
+    json j;
+    try {
+      j = json::parse(prompt_ids);
+    } catch (const json::parse_error &) {
+      throw UserError("--prompt-ids: expected a JSON array of token ids, e.g. [1, 2, 3], or an array of them");
+    }
+    if (j.is_array() && !j.empty() && j[0].is_array())
+      for (const auto &p : j) prompts.push_back(parse_ids(p, "--prompt-ids", model->config().vocab_size));
+    else
+      prompts.push_back(parse_ids(j, "--prompt-ids", model->config().vocab_size));
   }
-  auto ids = parse_ids(j, "--prompt-ids", model->config().vocab_size);
-  if (ids.empty()) throw UserError("--prompt-ids: give at least one token id");
+  for (const auto &p : prompts)
+    if (p.empty()) throw UserError("generate: the prompt has no tokens");
   if (s.stop_ids.empty()) s.stop_ids = model->config().eos_token_ids;
-  auto gen = generate(*model, {ids}, s);
-  std::cout << json{{"tokens", gen[0].tokens}, {"stopped", gen[0].stopped}}.dump() << "\n";
+  if (tok && tok->eos_id && std::find(s.stop_ids.begin(), s.stop_ids.end(), *tok->eos_id) == s.stop_ids.end())
+    s.stop_ids.push_back(*tok->eos_id);
+  GenerationTiming timing;
+  auto gen = generate(*model, prompts, s, &timing);
+  for (const auto &g : gen) {
+    json out = {{"tokens", g.tokens}, {"stopped", g.stopped}};
+    if (tok) out["text"] = tok->decode(std::vector<int32_t>(g.tokens.begin(), g.tokens.end()), true);
+    std::cout << out.dump() << "\n";
+  }
+  std::cerr << json{{"prefill_seconds", timing.prefill_seconds}, {"decode_seconds", timing.decode_seconds},
+                    {"decode_steps", timing.decode_steps}, {"batch", prompts.size()}}.dump() << "\n";
   return 0;
 }
 
@@ -97,6 +120,7 @@ int cmd_perplexity(const ModelOpts &mo, const std::string &data, const std::stri
     if (!out) throw UserError(dump + ": cannot write");
   }
   torch::NoGradGuard no_grad;
+  std::optional<Tokenizer> tok;
   double nll = 0;
   int64_t count = 0, lineno = 0;
   std::string line;
@@ -110,9 +134,16 @@ int cmd_perplexity(const ModelOpts &mo, const std::string &data, const std::stri
     } catch (const json::parse_error &e) {
       throw UserError(where + ": not valid JSON");
     }
-    if (!j.is_object() || !j.contains("ids"))
-      throw UserError(where + ": expected {\"ids\": [...]} (text lines need the tokenizer)");
-    auto ids = parse_ids(j["ids"], where, model->config().vocab_size);
+    std::vector<int64_t> ids;
+    if (j.is_object() && j.contains("ids")) {
+      ids = parse_ids(j["ids"], where, model->config().vocab_size);
+    } else if (j.is_object() && j.contains("text") && j["text"].is_string()) {
+      if (!tok) tok = Tokenizer::load(mo.model);
+      auto t = tok->encode(j["text"].get<std::string>(), true);
+      ids.assign(t.begin(), t.end());
+    } else {
+      throw UserError(where + ": expected {\"ids\": [...]} or {\"text\": \"...\"}");
+    }
     if (ids.empty()) throw UserError(where + ": empty \"ids\"");
     auto t = torch::tensor(ids, torch::kInt64).to(model->device()).unsqueeze(0);
     auto pos = torch::arange(static_cast<int64_t>(ids.size()), torch::kInt64).to(model->device()).unsqueeze(0);
@@ -150,20 +181,21 @@ Command add_init_model_command(CLI::App &app) {
 Command add_generate_command(CLI::App &app) {
   struct Opts {
     ModelOpts model;
-    std::string prompt_ids;
+    std::string prompt, prompt_ids;
     SamplingSettings s;
   };
   auto o = std::make_shared<Opts>();
   auto *c = app.add_subcommand("generate", "sample a continuation with a KV cache");
   add_model_opts(c, o->model);
-  c->add_option("--prompt-ids", o->prompt_ids, "the prompt as a JSON array of token ids")->required();
+  c->add_option("--prompt", o->prompt, "the prompt text (encoded with the model's tokenizer, BOS/EOS as it adds them)");
+  c->add_option("--prompt-ids", o->prompt_ids, "the prompt as a JSON array of token ids, or an array of such arrays (a batch)");
   c->add_option("--max-new-tokens", o->s.max_new_tokens, "tokens to generate")->capture_default_str();
   c->add_option("--temperature", o->s.temperature, "0 = greedy")->capture_default_str();
   c->add_option("--top-p", o->s.top_p, "nucleus mass")->capture_default_str();
   c->add_option("--top-k", o->s.top_k, "0 = off")->capture_default_str();
   c->add_option("--repetition-penalty", o->s.repetition_penalty, "1 = off")->capture_default_str();
   c->add_option("--seed", o->s.seed, "sampling seed")->capture_default_str();
-  return {c, [o] { return cmd_generate(o->model, o->prompt_ids, o->s); }};
+  return {c, [o] { return cmd_generate(o->model, o->prompt, o->prompt_ids, o->s); }};
 }
 
 Command add_perplexity_command(CLI::App &app) {
@@ -174,7 +206,7 @@ Command add_perplexity_command(CLI::App &app) {
   auto o = std::make_shared<Opts>();
   auto *c = app.add_subcommand("perplexity", "teacher-forced NLL over JSONL lines");
   add_model_opts(c, o->model);
-  c->add_option("--data", o->data, "JSONL: {\"ids\": [...]} per line")->required();
+  c->add_option("--data", o->data, "JSONL: {\"ids\": [...]} or {\"text\": \"...\"} per line")->required();
   c->add_option("--dump", o->dump, "write {\"tokens\", \"logprobs\"} per line; logprobs[i] = log p(tokens[i+1] | tokens[..i])");
   return {c, [o] { return cmd_perplexity(o->model, o->data, o->dump); }};
 }

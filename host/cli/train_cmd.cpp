@@ -36,7 +36,17 @@ int cmd_train(const std::string &file, const std::vector<std::string> &sets, con
   std::vector<fs::path> cli(dirs.begin(), dirs.end());
   PluginRegistry reg(plugin_search_path(cli));
   if (!dry_run) return run_training(cfg, reg, TrainOptions{resume, !no_progress});
-  HostServices services;
+  // A dry run knows the configured data sources by name (their files are not read).
+  struct DryRunServices : HostServices {
+    std::vector<std::string> names;
+    std::vector<keel_source_info_t> sources() override {
+      std::vector<keel_source_info_t> out;
+      for (const auto &n : names) out.push_back({sizeof(keel_source_info_t), n.c_str(), 0, 0, 0});
+      return out;
+    }
+  } services;
+  if (const toml::table *data = cfg.doc["data"].as_table())
+    for (auto &&[name, src] : *data) services.names.emplace_back(name.str());
   services.context = "a dry run (no model is loaded)";
   services.total_steps = *cfg.doc["run"]["steps"].value<int64_t>();
   services.seed = static_cast<uint64_t>(*cfg.doc["run"]["seed"].value<int64_t>());

@@ -1,6 +1,7 @@
 #include "generate/generate.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/errors.hpp"
 
@@ -45,7 +46,10 @@ torch::Tensor sample_next(torch::Tensor logits, const std::vector<std::vector<in
 }
 
 std::vector<Generation> generate(Transformer &model, const std::vector<std::vector<int64_t>> &prompts,
-                                 const SamplingSettings &s) {
+                                 const SamplingSettings &s, GenerationTiming *timing) {
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+  const auto t_start = clock::now();
   torch::NoGradGuard no_grad;
   const bool was_training = model.training;
   model.training = false;
@@ -87,6 +91,9 @@ std::vector<Generation> generate(Transformer &model, const std::vector<std::vect
   auto attend = (causal.unsqueeze(0) & valid.index({Slice(), Slice(0, P)}).unsqueeze(1)) | eye.unsqueeze(0);
   auto h = model.hidden(ids, pos_all.index({Slice(), Slice(0, P)}), attend.unsqueeze(1), &cache);
   auto logits = model.logits(h.index({Slice(), -1}));
+  const double prefill = since(t_start);
+  const auto t_decode = clock::now();
+  int64_t steps = 0;
 
   torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
   std::vector<std::vector<int64_t>> seen(prompts.begin(), prompts.end());
@@ -113,7 +120,9 @@ std::vector<Generation> generate(Transformer &model, const std::vector<std::vect
     auto attend_k = valid.index({Slice(), Slice(0, col + 1)}).view({B, 1, 1, col + 1});
     h = model.hidden(next.to(dev).view({B, 1}), pos_all.index({Slice(), Slice(col, col + 1)}), attend_k, &cache);
     logits = model.logits(h.index({Slice(), -1}));
+    ++steps;
   }
+  if (timing) *timing = {prefill, since(t_decode), steps};
   model.training = was_training;
   return out;
 }

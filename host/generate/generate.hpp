@@ -25,9 +25,14 @@ struct Generation {
   bool stopped = false;         // ended on a stop id (else on max_new_tokens)
 };
 
+struct GenerationTiming {
+  double prefill_seconds = 0, decode_seconds = 0;
+  int64_t decode_steps = 0;  // cached one-token forwards
+};
+
 // Generates for every prompt (each non-empty), all in one left-padded batch.
 std::vector<Generation> generate(Transformer &model, const std::vector<std::vector<int64_t>> &prompts,
-                                 const SamplingSettings &settings);
+                                 const SamplingSettings &settings, GenerationTiming *timing = nullptr);
 
 // Picks the next token of each row from logits [B, V] (fp32) given the tokens seen so far.
 torch::Tensor sample_next(torch::Tensor logits, const std::vector<std::vector<int64_t>> &seen,

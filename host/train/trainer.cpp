@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -250,11 +251,27 @@ class Trainer {
     if (sources_.size() > 1 && !pipeline_->data_plugin())
       spdlog::warn("{} data sources but no data plugin (e.g. data_mix): only '{}' is used", sources_.size(),
                    sources_.dataset(0).name);
-    write_resolved_config();
     make_optimizer();
   }
 
+  // keel eval: one evaluation of the loaded model; metrics and alarms, no remedies, no files.
+  json eval_only(int64_t step) {
+    eval_only_ = true;
+    pipeline_->on_start();
+    evaluate(step);
+    pipeline_->on_end();
+    json metrics = json::object(), alarms = json::array();
+    for (const auto &[name, m] : services_.metrics) {
+      if (m.step != step) continue;
+      metrics[name] = m.value;
+      if (m.alarm && name.find('.') == std::string::npos) alarms.push_back(name);
+    }
+    return {{"step", step}, {"metrics", metrics}, {"alarms", alarms}, {"temperature", services_.generation.temperature},
+            {"probes", probes_.size()}};
+  }
+
   int run() {
+    write_resolved_config();
     int64_t start = 0;
     if (opt_.resume) start = resume();
     else fs::remove_all(run_dir_ / "checkpoints");
@@ -460,7 +477,7 @@ class Trainer {
       json row = {{"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tokens / secs}};
       if (!finite) row["skipped"] = true;
       log_row(row);
-      for (const char *k : {"loss", "lr", "grad_norm", "tokens_per_s"}) tb_->scalar(std::string("train/") + k, row[k].get<double>(), done);
+      for (const char *k : {"loss", "lr", "grad_norm", "tokens_per_s"}) scalar(std::string("train/") + k, row[k].get<double>(), done);
       if (!opt_.progress || !isatty(STDERR_FILENO))
         spdlog::info("step {}/{}  loss {:.4f}  lr {:.3e}  grad_norm {:.3f}  {:.0f} tok/s", done, steps_, loss, lr, norm, tokens / secs);
     }
@@ -556,8 +573,11 @@ class Trainer {
       gens.insert(gens.end(), out.begin(), out.end());
     }
     // Samples file and the plugins' view of them.
-    fs::create_directories(run_dir_ / "samples");
-    std::ofstream samples(run_dir_ / "samples" / fmt::format("step-{:06d}.jsonl", step));
+    std::ofstream samples;
+    if (!eval_only_) {
+      fs::create_directories(run_dir_ / "samples");
+      samples.open(run_dir_ / "samples" / fmt::format("step-{:06d}.jsonl", step));
+    }
     std::vector<std::string> texts;
     std::vector<keel_eval_sample_t> cs(gens.size());
     std::vector<const keel_eval_sample_t *> ptrs;
@@ -587,7 +607,7 @@ class Trainer {
     for (auto &[name, m] : services_.metrics) {
       if (m.step != step) continue;
       row[name] = m.value;
-      tb_->scalar("eval/" + name, m.value, step);
+      scalar("eval/" + name, m.value, step);
       if (name.find('.') != std::string::npos) continue;  // side values do not alarm
       if (m.alarm) {
         alarms.push_back(name);
@@ -596,9 +616,10 @@ class Trainer {
         spdlog::info("alarm cleared: {} = {:.4f} at step {}", name, m.value, step);
       }
     }
-    tb_->scalar("eval/temperature", s.temperature, step);
+    scalar("eval/temperature", s.temperature, step);
     row["alarms"] = alarms;
     healthy_ = alarms.empty();
+    if (eval_only_) return;
     log_row(row);  // before the remedies act, so the row is there even if one of them fails
     for (const auto &[name, m] : raised) raise_alarm(name, m.value, step, m.reason);
     if (!firings_.empty()) log_row({{"step", step}, {"remedies", firings_}});
@@ -617,7 +638,7 @@ class Trainer {
       ++remedy_count_;
       spdlog::warn("remedy: {} fired by {} at step {}", f.remedy, f.metric, f.step);
       firings_.push_back({{"remedy", f.remedy}, {"alarm", f.metric}, {"step", f.step}});
-      tb_->scalar("remedy/" + f.remedy, 1.0, step);
+      scalar("remedy/" + f.remedy, 1.0, step);
     }
     if (metric == "nonfinite") {
       json row = {{"step", step}, {"alarms", {metric}}, {"remedies", firings_}};
@@ -729,10 +750,14 @@ class Trainer {
     active_alarms_.clear();  // the restored model had none
     spdlog::warn("rollback: weights and optimizer restored from step {} (at step {}; {})", target->step, step, reason);
     log_row({{"step", step}, {"rollback", {{"to", target->step}, {"reason", reason}}}});
-    tb_->scalar("rollback", static_cast<double>(target->step), step);
+    scalar("rollback", static_cast<double>(target->step), step);
   }
 
   // ---- output --------------------------------------------------------------------------------------
+  void scalar(const std::string &tag, double value, int64_t step) {
+    if (tb_) tb_->scalar(tag, value, step);
+  }
+
   void log_row(const json &row) {
     metrics_ << row.dump() << "\n";
     metrics_.flush();
@@ -783,12 +808,25 @@ class Trainer {
   bool healthy_ = true;
   int64_t skipped_ = 0, nonfinite_in_row_ = 0, rollbacks_ = 0, tokens_ = 0, alarm_count_ = 0, remedy_count_ = 0;
   int64_t resumed_at_ = 0;
+  bool eval_only_ = false;
   double train_secs_ = 0, eval_secs_ = 0, ema_loss_ = 0;
 
  public:
   // Test seam (KEEL_TEST_NONFINITE_STEPS=A or A-B): treat those steps as non-finite.
   int64_t force_nonfinite_from_ = -1, force_nonfinite_to_ = -2;
 };
+
+int run_eval(const PipelineConfig &config, const PluginRegistry &registry, const std::string &checkpoint) {
+  if (!fs::exists(fs::path(checkpoint) / "config.json"))
+    throw UserError(checkpoint + ": not a model folder (no config.json)");
+  PipelineConfig cfg = config;
+  cfg.doc["model"].as_table()->insert_or_assign("path", checkpoint);
+  int64_t step = 0;
+  if (std::ifstream st(fs::path(checkpoint) / "trainer_state.json"); st) step = json::parse(st).value("step", int64_t{0});
+  Trainer t(cfg, registry, TrainOptions{false, false});
+  std::cout << t.eval_only(step).dump() << "\n";
+  return 0;
+}
 
 int run_training(const PipelineConfig &config, const PluginRegistry &registry, const TrainOptions &options) {
   Trainer t(config, registry, options);

@@ -138,5 +138,17 @@ check(whole_rb and split_rb and split_rb[0]["step"] < 72, f"the split run rolled
 check(res.returncode == 0 and same(weights("runs/whole/final"), weights("runs/split/final")),
       "resumed after a rollback, the run ends bit-identical to the uninterrupted one")
 
+# 4. keel eval reproduces, from a checkpoint, the metrics a run logged at that step (a run with
+# metrics and no remedies, so nothing changes the model or the sampling after the evaluation).
+metrics_only = BASE[:BASE.index('plugin = "lr_cut"') - len("[[pipeline]]\n")].replace("steps = 80", "steps = 8")
+train("metrics", metrics_only)
+r = subprocess.run([KEEL, "eval", "metrics.toml", "--checkpoint", "runs/metrics/checkpoints/step-000008"],
+                   capture_output=True, text=True)
+ev = json.loads(r.stdout) if r.returncode == 0 else {}
+logged = next(x for x in rows("metrics") if x.get("eval") and x["step"] == 8)
+check(ev.get("step") == 8 and all(ev["metrics"].get(k) == logged[k] for k in ev.get("metrics", {})) and
+      len(ev.get("metrics", {})) >= 2 and ev["alarms"] == logged["alarms"],
+      f"keel eval on the step-8 checkpoint reproduces the logged metrics: {ev.get('metrics')}")
+
 print(f"{passed} passed, {failures} failed")
 sys.exit(1 if failures else 0)

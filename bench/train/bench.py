@@ -1,0 +1,103 @@
+"""Training throughput (issue 5), measured side by side in one run: keel against (a) a plain PyTorch
+eager loop on the transformers model of the same config, batch and sequence length, and (b) TRL's
+SFTTrainer on the same data. Every sequence is exactly --seq tokens (byte-level tokenizer, no
+padding), so tokens/s compare like for like. fp32, CPU, same torch threads.
+
+usage: python bench/train/bench.py build/bin/keel [--hidden 256 --layers 4 --seq 256 --batch 8 --steps 12]
+"""
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+
+import torch
+import transformers
+
+ap = argparse.ArgumentParser()
+ap.add_argument("keel")
+ap.add_argument("--hidden", type=int, default=256)
+ap.add_argument("--layers", type=int, default=4)
+ap.add_argument("--seq", type=int, default=256)
+ap.add_argument("--batch", type=int, default=8)
+ap.add_argument("--steps", type=int, default=12)
+ap.add_argument("--skip-trl", action="store_true")
+a = ap.parse_args()
+transformers.utils.logging.set_verbosity_error()
+work = tempfile.mkdtemp(prefix="keel-bench-train-")
+os.chdir(work)
+cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 288, "hidden_size": a.hidden,
+       "intermediate_size": a.hidden * 4, "num_hidden_layers": a.layers, "num_attention_heads": max(1, a.hidden // 64),
+       "num_key_value_heads": max(1, a.hidden // 64), "max_position_embeddings": 2048, "tie_word_embeddings": False}
+json.dump(cfg, open("config.json", "w"))
+subprocess.run([a.keel, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte"], check=True,
+               capture_output=True)
+r = random.Random(0)
+alphabet = "abcdefghijklmnopqrstuvwxyz      "
+texts = ["".join(r.choice(alphabet) for _ in range(a.seq - 1)) for _ in range(a.batch * (a.steps + 2))]
+with open("data.jsonl", "w") as f:
+    for t in texts:
+        f.write(json.dumps({"text": t}) + "\n")  # seq-1 bytes + EOS = seq tokens
+print(f"model: Llama hidden {a.hidden}, {a.layers} layers; batch {a.batch} x {a.seq} tokens; fp32 CPU, "
+      f"{torch.get_num_threads()} threads; {a.steps} steps, first 2 not timed")
+
+# keel
+open("p.toml", "w").write(f"""
+[run]
+name = "bench"
+steps = {a.steps}
+batch_size = {a.batch}
+seq_len = {a.seq}
+log_every = 1
+eval_every = 100000
+checkpoint_every = 100000
+[optim]
+lr = 1e-4
+[model]
+path = "model"
+[data.target]
+path = "data.jsonl"
+[eval]
+num_prompts = 1
+""")
+subprocess.run([a.keel, "train", "p.toml", "--no-progress"], check=True, capture_output=True)
+rows = [json.loads(l) for l in open("runs/bench/metrics.jsonl")]
+keel_tps = statistics.median(x["tokens_per_s"] for x in rows if "tokens_per_s" in x and x["step"] > 2)
+
+# (a) eager PyTorch loop on the transformers model
+model = transformers.AutoModelForCausalLM.from_pretrained("model", torch_dtype=torch.float32)
+model.train()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+ids = torch.tensor([[b for b in t.encode()] + [256] for t in texts])
+times = []
+for s in range(a.steps):
+    x = ids[s * a.batch:(s + 1) * a.batch]
+    t = time.perf_counter()
+    loss = model(input_ids=x, labels=x).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad()
+    times.append(time.perf_counter() - t)
+eager_tps = a.batch * a.seq / statistics.median(times[2:])
+print(f"keel {keel_tps:.0f} tok/s | eager PyTorch {eager_tps:.0f} tok/s | ratio {keel_tps / eager_tps:.2f}x (goal >= 1.2x)")
+
+# (b) TRL SFTTrainer
+if not a.skip_trl:
+    import datasets
+    from trl import SFTConfig, SFTTrainer
+
+    tok = transformers.AutoTokenizer.from_pretrained("model")
+    ds = datasets.Dataset.from_list([{"text": t} for t in texts])
+    conf = SFTConfig(output_dir="trl", max_steps=a.steps, per_device_train_batch_size=a.batch, learning_rate=1e-4,
+                     max_length=a.seq, packing=False, report_to=[], logging_steps=1000, save_strategy="no",
+                     use_cpu=True, dataloader_num_workers=0, bf16=False, fp16=False)
+    tr = SFTTrainer(model=transformers.AutoModelForCausalLM.from_pretrained("model"), args=conf, train_dataset=ds,
+                    processing_class=tok)
+    t = time.perf_counter()
+    tr.train()
+    trl_tps = a.batch * a.seq * a.steps / (time.perf_counter() - t)
+    print(f"keel {keel_tps:.0f} tok/s | TRL SFTTrainer {trl_tps:.0f} tok/s | ratio {keel_tps / trl_tps:.2f}x (goal >= 1.5x)")
