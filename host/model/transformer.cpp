@@ -156,16 +156,22 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const to
     v = cache->v[l].index({Slice(), Slice(), Slice(0, end)});
   }
   const int64_t groups = c.num_heads / c.num_kv_heads;
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
   const double p = training ? dropout.attention : 0.0;
   torch::Tensor out;
-  if (attend.defined())
-    out = at::scaled_dot_product_attention(q, k, v, attend, p, false);
-  else
-    out = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1);
+  if (attend.defined() && groups > 1) {
+    // Grouped-query attention without copying K/V per head: the query heads that share a KV head
+    // become extra query rows of it (head h uses KV head h / groups), the mask repeated for them.
+    auto qg = q.reshape({B, c.num_kv_heads, groups * T, D});
+    auto mg = attend.unsqueeze(2).expand({B, 1, groups, T, attend.size(-1)}).reshape({B, 1, groups * T, attend.size(-1)});
+    out = at::scaled_dot_product_attention(qg, k, v, mg, p, false).reshape({B, c.num_heads, T, D});
+  } else {
+    if (groups > 1) {
+      k = k.repeat_interleave(groups, 1);
+      v = v.repeat_interleave(groups, 1);
+    }
+    out = attend.defined() ? at::scaled_dot_product_attention(q, k, v, attend, p, false)
+                           : at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1);
+  }
   out = out.transpose(1, 2).reshape({B, T, c.num_heads * D});
   return F::linear(out, W.at("self_attn.o_proj.weight"), c.o_bias ? W.at("self_attn.o_proj.bias") : torch::Tensor());
 }
