@@ -189,7 +189,8 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
     // sequence's real length (transformers uses the padded length, which weakens the noise).
     auto L = lengths.defined() ? lengths.to(x.device()).to(torch::kFloat)
                                : torch::full({x.size(0)}, static_cast<float>(x.size(1)), x.options().dtype(torch::kFloat));
-    auto scale = (dropout.neftune_alpha / torch::sqrt(L.clamp_min(1) * static_cast<double>(c.hidden_size))).view({-1, 1, 1});
+    auto scale = dropout.neftune_alpha / torch::sqrt(L.clamp_min(1) * static_cast<double>(c.hidden_size));
+    scale = scale.dim() == 1 ? scale.view({-1, 1, 1}) : scale.unsqueeze(-1);  // per sequence, or per token
     x = x + torch::empty_like(x).uniform_(-1, 1) * scale.to(x.scalar_type());
   }
   if (training && dropout.embedding > 0) x = torch::dropout(x, dropout.embedding, true);

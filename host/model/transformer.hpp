@@ -44,7 +44,8 @@ class Transformer {
   // Final hidden states [B, T, hidden]. `positions` [B, T]; `attend` an optional bool mask
   // [B, 1, T, T_keys] (true = may attend), needed for padding; without it attention is causal.
   // With `cache`, keys and values of these positions are appended to it.
-  // `lengths` [B]: real tokens per sequence (for NEFTune's scale; default: all of T).
+  // `lengths` [B] real tokens per sequence, or [B, T] the length of each token's example when
+  // several are packed in a row (for NEFTune's scale; default: all of T).
   torch::Tensor hidden(const torch::Tensor &ids, const torch::Tensor &positions,
                        const torch::Tensor &attend = {}, KVCache *cache = nullptr,
                        const torch::Tensor &lengths = {});

@@ -194,6 +194,7 @@ class Trainer {
     eval_every_ = *d["run"]["eval_every"].value<int64_t>();
     log_every_ = *d["run"]["log_every"].value<int64_t>();
     keep_last_ = *d["run"]["keep_last"].value<int64_t>();
+    packing_ = *d["run"]["packing"].value<bool>();
     max_nonfinite_ = *d["run"]["max_nonfinite"].value<int64_t>();
     if (batch_ % accum_ != 0)
       throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {}", cfg.file.string(), batch_, accum_));
@@ -438,6 +439,7 @@ class Trainer {
     }
 
     double loss_sum = 0;
+    step_rows_ = 0;
     const int64_t micro = batch_ / accum_;
     for (int64_t m = 0; m < accum_; ++m) {
       std::vector<const Example *> mb(batch.begin() + m * micro, batch.begin() + (m + 1) * micro);
@@ -474,7 +476,8 @@ class Trainer {
     ema_loss_ = step == 0 ? loss : 0.9 * ema_loss_ + 0.1 * loss;
     const int64_t done = step + 1;
     if (done % log_every_ == 0 || done == steps_ || !finite) {
-      json row = {{"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tokens / secs}};
+      json row = {{"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tokens / secs},
+                  {"rows", step_rows_}};
       if (!finite) row["skipped"] = true;
       log_row(row);
       for (const char *k : {"loss", "lr", "grad_norm", "tokens_per_s"}) scalar(std::string("train/") + k, row[k].get<double>(), done);
@@ -491,29 +494,67 @@ class Trainer {
 
   // Forward, chunked loss and backward for one micro-batch; returns its loss sum.
   double micro_batch(const std::vector<const Example *> &mb, int64_t global_count) {
-    int64_t T = 0;
-    for (auto *e : mb) T = std::max<int64_t>(T, static_cast<int64_t>(e->ids.size()));
-    const int64_t B = static_cast<int64_t>(mb.size());
+    // Rows: one example each, or with run.packing several per row (first fit, longest first), each
+    // example with its own positions and a block-diagonal causal mask so none sees another.
+    std::vector<std::vector<const Example *>> rows_of;
+    std::vector<int64_t> used;
+    std::vector<const Example *> order(mb);
+    if (packing_) std::stable_sort(order.begin(), order.end(), [](auto *a, auto *b) { return a->ids.size() > b->ids.size(); });
+    for (auto *e : order) {
+      const int64_t n = static_cast<int64_t>(e->ids.size());
+      size_t r = rows_of.size();
+      if (packing_)
+        for (size_t k = 0; k < rows_of.size(); ++k)
+          if (used[k] + n <= seq_len_) {
+            r = k;
+            break;
+          }
+      if (r == rows_of.size()) {
+        rows_of.emplace_back();
+        used.push_back(0);
+      }
+      rows_of[r].push_back(e);
+      used[r] += n;
+    }
+    const int64_t B = static_cast<int64_t>(rows_of.size());
+    const int64_t T = *std::max_element(used.begin(), used.end());
+    step_rows_ += B;
     const int64_t pad = tok_->pad_id.value_or(tok_->eos_id.value_or(0));
     auto ids = torch::full({B, T}, pad, torch::kInt64);
     auto labels = torch::full({B, T}, static_cast<int64_t>(kIgnoreLabel), torch::kInt64);
-    auto lengths = torch::zeros({B}, torch::kInt64);
+    auto pos = torch::zeros({B, T}, torch::kInt64);
+    auto lengths = torch::ones({B, T}, torch::kFloat);  // each token's example length (NEFTune)
+    torch::Tensor attend = packing_ ? torch::eye(T, torch::kBool).repeat({B, 1, 1}) : torch::Tensor();
     auto ia = ids.accessor<int64_t, 2>();
     auto la = labels.accessor<int64_t, 2>();
+    auto pa = pos.accessor<int64_t, 2>();
+    auto na = lengths.accessor<float, 2>();
     for (int64_t b = 0; b < B; ++b) {
-      const auto &e = *mb[b];
-      for (size_t i = 0; i < e.ids.size(); ++i) ia[b][i] = e.ids[i];
-      lengths[b] = static_cast<int64_t>(e.ids.size());
-      for (size_t i = 0; i + 1 < e.labels.size(); ++i) la[b][i] = e.labels[i + 1];  // predict the next token
+      int64_t off = 0;
+      for (const Example *e : rows_of[b]) {
+        const int64_t n = static_cast<int64_t>(e->ids.size());
+        for (int64_t i = 0; i < n; ++i) {
+          ia[b][off + i] = e->ids[i];
+          pa[b][off + i] = i;
+          na[b][off + i] = static_cast<float>(n);
+          if (i + 1 < n) la[b][off + i] = e->labels[i + 1];  // predict the next token of this example
+        }
+        if (packing_) {
+          using torch::indexing::Slice;
+          attend.index_put_({b, Slice(off, off + n), Slice(off, off + n)},
+                            torch::ones({n, n}, torch::kBool).tril());
+        }
+        off += n;
+      }
     }
-    auto pos = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    if (packing_) attend = attend.unsqueeze(1).to(device_);
     auto flat = labels.view({-1});
     auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1);
     if (rows.numel() == 0) return 0.0;
     torch::Tensor hidden;
     {
       AutocastScope ac(device_, compute_dtype_);
-      hidden = model_->hidden(ids.to(device_), pos.to(device_), {}, nullptr, lengths);
+      hidden = model_->hidden(ids.to(device_), pos.to(device_), attend, nullptr, lengths);
     }
     auto sel = hidden.view({B * T, -1}).index_select(0, rows.to(device_));
     auto lab = flat.index_select(0, rows).to(device_);
@@ -809,6 +850,8 @@ class Trainer {
   int64_t skipped_ = 0, nonfinite_in_row_ = 0, rollbacks_ = 0, tokens_ = 0, alarm_count_ = 0, remedy_count_ = 0;
   int64_t resumed_at_ = 0;
   bool eval_only_ = false;
+  bool packing_ = false;
+  int64_t step_rows_ = 0;  // sequences the last step ran (fewer than batch_size when packing)
   double train_secs_ = 0, eval_secs_ = 0, ema_loss_ = 0;
 
  public:

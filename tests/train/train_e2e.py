@@ -159,6 +159,18 @@ check(tb.keys() == js.keys() and all(abs(tb[s] - js[s]) <= 1e-6 * max(1, abs(js[
 evals = {e.step for e in acc.Scalars("eval/temperature")}
 check(evals == {0, 8, 16, 24}, "TensorBoard has the evaluation steps")
 
+# 5b. Packing: several examples per row, each with its own positions and a block-diagonal mask,
+# gives the same losses as one example per row (a leak between examples would change them).
+for name, packing in (("unpacked", "false"), ("packed", "true")):
+    train(name, "--set", "run.steps=3", "--set", "run.seq_len=256", "--set", f"run.packing={packing}")
+lu = [x["loss"] for x in rows("unpacked") if "loss" in x]
+lp = [x["loss"] for x in rows("packed") if "loss" in x]
+ru = [x["rows"] for x in rows("unpacked") if "loss" in x]
+rp = [x["rows"] for x in rows("packed") if "loss" in x]
+check(all(u == 8 for u in ru) and all(p < u for p, u in zip(rp, ru)), f"packing runs fewer rows: {ru} vs {rp}")
+check(len(lu) == 3 and all(abs(a - b) <= 1e-5 * abs(a) for a, b in zip(lu, lp)),
+      f"packed rows give the unpacked losses: {lu} vs {lp}")
+
 # 6. The dropout plugin: training differs from the reference, the export has no dropout and loads
 # in transformers.
 open("p_dropout.toml", "w").write(PIPELINE + '\n[[pipeline]]\nplugin = "dropout"\n')
