@@ -25,6 +25,8 @@ const std::vector<keel_param_spec_t> &run_schema() {
       spec("batch_size", KEEL_PARAM_INT, "16", "global batch, in sequences", 1, 1e9),
       spec("grad_accum", KEEL_PARAM_INT, "1", "micro-batches per step", 1, 1e6),
       spec("seq_len", KEEL_PARAM_INT, "1024", "maximum sequence length in tokens", 1, 1e9),
+      spec("loss_chunk_rows", KEEL_PARAM_INT, "0",
+           "tokens per chunk of LM-head logits (0 = auto: about 128 MB of fp32 logits)", 0, 1e9),
       spec("packing", KEEL_PARAM_BOOL, "false",
            "pack several examples per row (own positions, block-diagonal mask) instead of padding"),
       spec("seed", KEEL_PARAM_INT, "1234", "seed of every random choice", 0, 9.2e18),

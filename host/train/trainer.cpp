@@ -195,6 +195,7 @@ class Trainer {
     log_every_ = *d["run"]["log_every"].value<int64_t>();
     keep_last_ = *d["run"]["keep_last"].value<int64_t>();
     packing_ = *d["run"]["packing"].value<bool>();
+    chunk_rows_ = *d["run"]["loss_chunk_rows"].value<int64_t>();
     max_nonfinite_ = *d["run"]["max_nonfinite"].value<int64_t>();
     if (batch_ % accum_ != 0)
       throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {}", cfg.file.string(), batch_, accum_));
@@ -566,7 +567,9 @@ class Trainer {
         return pipeline_->loss(dl, dlab, dg);
       };
     auto head = model_->lm_head_weight();
-    auto r = chunked_loss_backward(sel, lab, head, 1.0 / static_cast<double>(global_count), kChunkRows, fn);
+    // Auto: chunks of about 128 MB of fp32 logits (220 rows at a 151,936 vocabulary).
+    const int64_t chunk = chunk_rows_ > 0 ? chunk_rows_ : std::max<int64_t>(64, (int64_t{1} << 25) / head.size(0));
+    auto r = chunked_loss_backward(sel, lab, head, 1.0 / static_cast<double>(global_count), chunk, fn);
     return r.loss_sum;
   }
 
@@ -822,7 +825,6 @@ class Trainer {
              {"bad_lines", bad}, {"final", (run_dir_ / "final").string()}});
   }
 
-  static constexpr int64_t kChunkRows = 1024;
 
   const PipelineConfig &cfg_;
   TrainOptions opt_;
@@ -851,6 +853,7 @@ class Trainer {
   int64_t resumed_at_ = 0;
   bool eval_only_ = false;
   bool packing_ = false;
+  int64_t chunk_rows_ = 0;
   int64_t step_rows_ = 0;  // sequences the last step ran (fewer than batch_size when packing)
   double train_secs_ = 0, eval_secs_ = 0, ema_loss_ = 0;
 
