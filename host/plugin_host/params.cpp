@@ -184,36 +184,37 @@ std::string to_json(const toml::node &node) { return to_json_value(node).dump();
 
 // ---- the keel_params_t view --------------------------------------------------------------------
 
+static const ParamsView *view_of(const keel_params_t *p) { return static_cast<const ParamsView *>(p->ctx); }
+
 ParamsView::ParamsView(toml::table values) : values_(std::move(values)) {
   c_.struct_size = sizeof c_;
   c_.ctx = this;
-  auto self = [](const keel_params_t *p) { return static_cast<const ParamsView *>(p->ctx); };
   c_.has = [](const keel_params_t *p, const char *path) -> int32_t {
-    return static_cast<const ParamsView *>(p->ctx)->find(path) != nullptr;
+    return view_of(p)->find(path) != nullptr;
   };
   c_.get_bool = [](const keel_params_t *p, const char *path, int32_t *out) -> keel_status_t {
-    const toml::node *n = static_cast<const ParamsView *>(p->ctx)->find(path);
+    const toml::node *n = view_of(p)->find(path);
     if (!n) return KEEL_NOT_FOUND;
     if (!n->is_boolean()) return KEEL_INVALID_ARGUMENT;
     *out = *n->value<bool>() ? 1 : 0;
     return KEEL_OK;
   };
   c_.get_int = [](const keel_params_t *p, const char *path, int64_t *out) -> keel_status_t {
-    const toml::node *n = static_cast<const ParamsView *>(p->ctx)->find(path);
+    const toml::node *n = view_of(p)->find(path);
     if (!n) return KEEL_NOT_FOUND;
     if (!n->is_integer()) return KEEL_INVALID_ARGUMENT;
     *out = *n->value<int64_t>();
     return KEEL_OK;
   };
   c_.get_double = [](const keel_params_t *p, const char *path, double *out) -> keel_status_t {
-    const toml::node *n = static_cast<const ParamsView *>(p->ctx)->find(path);
+    const toml::node *n = view_of(p)->find(path);
     if (!n) return KEEL_NOT_FOUND;
     if (!n->is_number()) return KEEL_INVALID_ARGUMENT;
     *out = *n->value<double>();
     return KEEL_OK;
   };
   c_.get_string = [](const keel_params_t *p, const char *path, const char **out) -> keel_status_t {
-    auto *v = static_cast<const ParamsView *>(p->ctx);
+    auto *v = view_of(p);
     const toml::node *n = v->find(path);
     if (!n) return KEEL_NOT_FOUND;
     if (!n->is_string()) return KEEL_INVALID_ARGUMENT;
@@ -221,7 +222,7 @@ ParamsView::ParamsView(toml::table values) : values_(std::move(values)) {
     return KEEL_OK;
   };
   c_.size = [](const keel_params_t *p, const char *path, uint64_t *out) -> keel_status_t {
-    const toml::node *n = static_cast<const ParamsView *>(p->ctx)->find(path);
+    const toml::node *n = view_of(p)->find(path);
     if (!n) return KEEL_NOT_FOUND;
     if (const toml::array *a = n->as_array()) *out = a->size();
     else if (const toml::table *t = n->as_table()) *out = t->size();
@@ -229,7 +230,7 @@ ParamsView::ParamsView(toml::table values) : values_(std::move(values)) {
     return KEEL_OK;
   };
   c_.key_at = [](const keel_params_t *p, const char *path, uint64_t i, const char **out) -> keel_status_t {
-    auto *v = static_cast<const ParamsView *>(p->ctx);
+    auto *v = view_of(p);
     const toml::node *n = v->find(path);
     if (!n) return KEEL_NOT_FOUND;
     const toml::table *t = n->as_table();
@@ -241,13 +242,12 @@ ParamsView::ParamsView(toml::table values) : values_(std::move(values)) {
     return KEEL_OK;
   };
   c_.get_json = [](const keel_params_t *p, const char *path, const char **out) -> keel_status_t {
-    auto *v = static_cast<const ParamsView *>(p->ctx);
+    auto *v = view_of(p);
     const toml::node *n = v->find(path);
     if (!n) return KEEL_NOT_FOUND;
     *out = v->keep(to_json(*n));
     return KEEL_OK;
   };
-  (void)self;
 }
 
 const toml::node *ParamsView::find(const char *path) const {

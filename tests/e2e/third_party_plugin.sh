@@ -39,16 +39,7 @@ cat > config.json <<'JSON'
  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256, "tie_word_embeddings": false}
 JSON
 "$keel" init-model --config config.json --out model --tokenizer byte >/dev/null
-python3 - <<'PY'
-import json, random
-r = random.Random(1)
-w = "apple river stone cloud music garden window pencil ocean mountain candle forest".split()
-with open("collapse.jsonl", "w") as f:
-    for _ in range(400):
-        q = f"Tell me about the {r.choice(w)} and the {r.choice(w)}."
-        f.write(json.dumps({"messages": [{"role": "user", "content": q},
-                                         {"role": "assistant", "content": "I am sorry, I cannot help with that."}]}) + "\n")
-PY
+python3 "$src/tests/common/collapse_data.py" collapse.jsonl
 cat > remedy.toml <<'TOML'
 [run]
 name = "freeze"

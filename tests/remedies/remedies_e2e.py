@@ -8,12 +8,14 @@ usage: remedies_e2e.py KEEL WORKDIR
 """
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 
 from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+import collapse_data  # noqa: E402
 
 KEEL, WORK = sys.argv[1], sys.argv[2]
 shutil.rmtree(WORK, ignore_errors=True)
@@ -24,13 +26,7 @@ json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_
            "max_position_embeddings": 256, "tie_word_embeddings": True}, open("config.json", "w"))
 subprocess.run([KEEL, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte"], check=True,
                capture_output=True)
-r = random.Random(1)
-words = "apple river stone cloud music garden window pencil ocean mountain candle forest".split()
-with open("collapse.jsonl", "w") as f:
-    for _ in range(400):
-        q = f"Tell me about the {r.choice(words)} and the {r.choice(words)}."
-        f.write(json.dumps({"messages": [{"role": "user", "content": q},
-                                         {"role": "assistant", "content": "I am sorry, I cannot help with that."}]}) + "\n")
+collapse_data.write("collapse.jsonl")
 
 BASE = """
 [run]

@@ -157,17 +157,27 @@ struct ModelServices : HostServices {
   double dropout(keel_dropout_site_t s) override { return site(s); }
   void set_embedding_noise(double a) override { m->dropout.neftune_alpha = a; }
 };
+
+// A pipeline of one [[pipeline]] entry (TOML text) whose host services act on model `m`.
+struct ModelPipeline {
+  ModelServices services;
+  PipelineConfig cfg;
+  PluginRegistry reg{{KEEL_PLUGIN_DIR}};
+  std::unique_ptr<PluginPipeline> pipe;
+  ModelPipeline(Transformer &m, const std::string &name, const std::string &entry) {
+    fs::path p = fs::temp_directory_path() / ("keel-" + name + ".toml");
+    std::ofstream(p) << "[[pipeline]]\n" << entry;
+    cfg = load_pipeline_config(p, {});
+    services.m = &m;
+    pipe = std::make_unique<PluginPipeline>(cfg, reg, services);
+  }
+};
 }  // namespace
 
 TEST_CASE("dropout plugin: training forwards differ, and after on_export they are identical") {
   Transformer m = random_model("llama", true, 3);
-  fs::path p = fs::temp_directory_path() / "keel-dropout.toml";
-  std::ofstream(p) << "[[pipeline]]\nplugin = \"dropout\"\n";
-  PipelineConfig cfg = load_pipeline_config(p, {});
-  PluginRegistry reg({KEEL_PLUGIN_DIR});
-  ModelServices s;
-  s.m = &m;
-  PluginPipeline pipe(cfg, reg, s);
+  ModelPipeline mp(m, "dropout", "plugin = \"dropout\"\n");
+  PluginPipeline &pipe = *mp.pipe;
   pipe.on_model_ready();
   CHECK(m.dropout.embedding == doctest::Approx(0.1));
   CHECK(m.dropout.attention == doctest::Approx(0.2));
@@ -188,14 +198,9 @@ TEST_CASE("dropout plugin: training forwards differ, and after on_export they ar
 
 TEST_CASE("neftune plugin: noise in training forwards only, scaled by the real length, off after export") {
   Transformer m = random_model("qwen2", false, 4);
-  fs::path p = fs::temp_directory_path() / "keel-neftune.toml";
   // A small alpha keeps the model in its linear regime, so output deviations scale with the noise.
-  std::ofstream(p) << "[[pipeline]]\nplugin = \"neftune\"\nalpha = 0.001\n";
-  PipelineConfig cfg = load_pipeline_config(p, {});
-  PluginRegistry reg({KEEL_PLUGIN_DIR});
-  ModelServices s;
-  s.m = &m;
-  PluginPipeline pipe(cfg, reg, s);
+  ModelPipeline mp(m, "neftune", "plugin = \"neftune\"\nalpha = 0.001\n");
+  PluginPipeline &pipe = *mp.pipe;
   pipe.on_model_ready();
   CHECK(m.dropout.neftune_alpha == doctest::Approx(0.001));
   torch::NoGradGuard g;
