@@ -20,5 +20,7 @@ Command add_perplexity_command(CLI::App &app);
 Command add_eval_command(CLI::App &app);
 Command add_tokenize_command(CLI::App &app);
 Command add_score_command(CLI::App &app);
+Command add_ablate_command(CLI::App &app);
+Command add_report_command(CLI::App &app);
 
 }  // namespace keel

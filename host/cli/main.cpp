@@ -25,7 +25,8 @@ int main(int argc, char **argv) {
       add_eval_command(app),
       add_tokenize_command(app),
       add_score_command(app),
-      // one line per further subcommand (tokenize, generate, score, ...)
+      add_ablate_command(app),
+      add_report_command(app),
   };
 
   try {

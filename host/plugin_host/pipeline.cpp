@@ -206,6 +206,9 @@ void fill_host_table(keel_host_t &t, PluginInstance *self) {
       svc(h).set_embedding_noise(alpha);
     });
   };
+  t.train_entropy = [](const keel_host_t *h, DLTensor *out) {
+    return serve(h, [&] { *out = svc(h).train_entropy(); });
+  };
   t.request_stop = [](const keel_host_t *h, const char *reason) {
     return serve(h, [&] {
       svc(h).stop_reason = fmt::format("{}: {}", inst(h).name, reason ? reason : "stop requested");

@@ -57,6 +57,7 @@ class HostServices {
   virtual void request_rollback(const std::string &) { unsupported("checkpoints (rollback)"); }
   virtual void freeze_parameter(const std::string &name, int64_t) { unsupported("model parameters", name); }
   virtual void set_embedding_noise(double) { unsupported("embedding noise"); }
+  virtual DLTensor train_entropy() { unsupported("training batches (teacher-forced entropy)"); }
 
   // Human name of the command, for "not available in ..." messages.
   std::string context = "this command";

@@ -90,6 +90,9 @@ class TrainerServices : public HostServices {
   std::vector<std::vector<int64_t>> eval_prompts, eval_outputs;
   torch::Tensor eval_logits_buf;
   std::vector<int64_t> shape_buf;
+  // The last training micro-batch, for train_entropy(): ids, positions, mask (packing), labels.
+  torch::Tensor last_ids, last_pos, last_attend, last_labels;
+  torch::Tensor train_entropy_buf;
 
   std::vector<std::string> parameter_names() override {
     std::vector<std::string> out;
@@ -156,6 +159,26 @@ class TrainerServices : public HostServices {
     model->training = was;
     eval_logits_buf = model->logits(h).to(torch::kCPU).contiguous();
     return dl_view(eval_logits_buf, shape_buf);
+  }
+  DLTensor train_entropy() override {
+    if (!last_ids.defined()) throw ServiceError{KEEL_UNSUPPORTED, "train_entropy: no training step has run yet"};
+    torch::NoGradGuard ng;
+    const bool was = model->training;
+    model->training = false;
+    auto h = model->hidden(last_ids, last_pos, last_attend);
+    model->training = was;
+    auto flat = last_labels.view({-1});
+    auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1).to(h.device());
+    auto sel = h.view({-1, h.size(-1)}).index_select(0, rows);
+    // Chunks of about 128 MB of fp32 logits, as the loss does: H = -sum p log p per row.
+    const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 25) / model->config().vocab_size);
+    std::vector<torch::Tensor> parts;
+    for (int64_t i = 0; i < sel.size(0); i += chunk) {
+      auto lp = torch::log_softmax(model->logits(sel.slice(0, i, std::min(sel.size(0), i + chunk))).to(torch::kFloat), -1);
+      parts.push_back(-(lp.exp() * lp).sum(-1));
+    }
+    train_entropy_buf = parts.empty() ? torch::zeros({0}) : torch::cat(parts).to(torch::kCPU).contiguous();
+    return dl_view(train_entropy_buf, shape_buf);
   }
   std::vector<keel_checkpoint_info_t> checkpoints() override {
     ckpts_ = list_checkpoints(checkpoint_dir);
@@ -549,6 +572,10 @@ class Trainer {
       }
     }
     if (packing_) attend = attend.unsqueeze(1).to(device_);
+    services_.last_ids = ids.to(device_);
+    services_.last_pos = pos.to(device_);
+    services_.last_attend = attend;
+    services_.last_labels = labels;
     auto flat = labels.view({-1});
     auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1);
     if (rows.numel() == 0) return 0.0;

@@ -3,8 +3,10 @@
 // the entropy falls sharply. The first evaluation's value is the baseline (kept in the plugin state,
 // so a resumed run keeps it); the alarm is a value below drop_ratio × baseline.
 //
-// The logits come from host->eval_logits(i): [n_tokens, V] fp32 on the CPU, the rows that produced
-// sample i's generated tokens (descriptor flag KEEL_FLAG_WANTS_EVAL_LOGITS).
+// source = "generated": the logits come from host->eval_logits(i): [n_tokens, V] fp32 on the CPU,
+// the rows that produced sample i's generated tokens (descriptor flag KEEL_FLAG_WANTS_EVAL_LOGITS).
+// source = "teacher_forced": the mean over the label positions of the last training batch, from
+// host->train_entropy() (ABI 1.1), which computes each position's entropy in the host.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -35,13 +37,28 @@ class Entropy : public keel::Plugin {
  public:
   Entropy(const keel_host_t *h, const keel_params_t *p) : Plugin(h, p) {
     drop_ratio_ = params.get_double("drop_ratio");
-    (void)params.get_string("source");  // "generated" only (the descriptor's choices)
+    teacher_forced_ = params.get_string("source") == "teacher_forced";
   }
 
   void on_eval(const keel_eval_batch_t &batch) override {
     double sum = 0;
     int64_t rows = 0;
-    for (uint32_t i = 0; i < batch.n_samples; ++i) {
+    if (teacher_forced_) {
+      DLTensor t{};
+      if (keel_status_t s = host.train_entropy(t); s == KEEL_UNSUPPORTED) {
+        host.warn("source = \"teacher_forced\": no training batch here; nothing published");
+        return;
+      } else if (s != KEEL_OK) {
+        throw keel::Error("train_entropy failed (status " + std::to_string(s) + ")", s);
+      }
+      if (t.device.device_type != kDLCPU || t.dtype.code != kDLFloat || t.dtype.bits != 32 || t.ndim != 1)
+        throw keel::Error("train_entropy: expected fp32 [n] on the CPU");
+      const float *e = reinterpret_cast<const float *>(static_cast<const char *>(t.data) + t.byte_offset);
+      const int64_t stride = t.strides ? t.strides[0] : 1;
+      for (int64_t r = 0; r < t.shape[0]; ++r) sum += e[r * stride];
+      rows = t.shape[0];
+    }
+    for (uint32_t i = 0; i < batch.n_samples && !teacher_forced_; ++i) {
       DLTensor t{};
       const keel_host_t *h = host.raw();
       if (keel_status_t s = h->eval_logits(h, i, &t); s != KEEL_OK)
@@ -102,6 +119,7 @@ class Entropy : public keel::Plugin {
   }
 
   double drop_ratio_ = 0.5;
+  bool teacher_forced_ = false;
   double baseline_ = 0;
   bool has_baseline_ = false;
 };
@@ -113,12 +131,13 @@ KEEL_PLUGIN(Entropy, keel::Descriptor{
     .name = "entropy",
     .kind = KEEL_KIND_METRIC,
     .version = "1.0.0",
-    .description = "mean next-token entropy (nats) over generated positions; alarm on a sharp drop",
+    .description = "mean next-token entropy (nats) over generated (or training) positions; alarm on a sharp drop",
     .vendor = "keel",
     .hooks = KEEL_HOOK_ON_EVAL | KEEL_HOOK_STATE,
     .flags = KEEL_FLAG_WANTS_EVAL_LOGITS,
     .params = {
         {"drop_ratio", KEEL_PARAM_FLOAT, "0.5", "alarm below drop_ratio x the first evaluation's entropy", 0, 1},
-        {"source", KEEL_PARAM_STRING, "\"generated\"", "positions measured: the generated tokens", 0, 0,
-         "generated"},
+        {"source", KEEL_PARAM_STRING, "\"generated\"",
+         "positions measured: the probes' generated tokens, or the last training batch's label positions", 0, 0,
+         "generated|teacher_forced"},
     }})

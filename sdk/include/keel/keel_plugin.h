@@ -43,7 +43,7 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define KEEL_ABI_MAJOR 1u
-#define KEEL_ABI_MINOR 0u
+#define KEEL_ABI_MINOR 1u
 
 /* The ABI version a struct or library was compiled against. */
 typedef struct keel_abi_version {
@@ -327,6 +327,13 @@ typedef struct keel_host {
      alpha / sqrt(L * d), with L the real (unpadded) tokens of each sequence, d the hidden size.
      0 turns it off. */
   keel_status_t (*set_embedding_noise)(const struct keel_host *self, double alpha);
+
+  /* ---- appended in ABI 1.1: check with KEEL_HAS_FIELD(host, keel_host_t, ...) first ---- */
+  /* Inside on_eval: the entropy (nats) of the next-token distribution at each label position of
+     the last training micro-batch, teacher-forced with the current weights in evaluation mode
+     (no dropout): fp32 [n] on the CPU, valid until the end of the hook. KEEL_UNSUPPORTED where
+     no training batch exists (keel eval, or before the first step). */
+  keel_status_t (*train_entropy)(const struct keel_host *self, DLTensor *out);
 } keel_host_t;
 
 /* ---------------------------------------------------------------------------------------------

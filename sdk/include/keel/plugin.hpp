@@ -207,6 +207,11 @@ class Host {
   void set_embedding_noise(double alpha) const {
     check(h_->set_embedding_noise(h_, alpha), "set_embedding_noise");
   }
+  // ABI 1.1. Returns the status, so a plugin can tell "not here" (KEEL_UNSUPPORTED) from failure.
+  keel_status_t train_entropy(DLTensor &out) const {
+    if (!KEEL_HAS_FIELD(h_, keel_host_t, train_entropy)) return KEEL_UNSUPPORTED;  // a host older than 1.1
+    return h_->train_entropy(h_, &out);
+  }
   // This run's checkpoints, oldest first.
   std::vector<keel_checkpoint_info_t> checkpoints() const {
     std::vector<keel_checkpoint_info_t> out(h_->checkpoint_count(h_));
