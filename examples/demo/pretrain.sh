@@ -2,7 +2,7 @@
 # Reproduces the demo base model in examples/demo/model/: builds the corpus from Debian's
 # wordnet-base and bible-kjv, trains a 4,096-id byte-level BPE tokenizer on it, initialises a
 # 4.2M-parameter Llama (examples/demo/model_config.json) and pretrains it with configs/pretrain.toml.
-# About 15 minutes on 2 CPU cores. Run from anywhere after scripts/build.sh.
+# About 20 minutes on 2 CPU cores. Run from anywhere after scripts/build.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py=${KEEL_VENV:-/opt/keel-venv}/bin/python

@@ -51,7 +51,8 @@ toml::table parse(const fs::path &file) {
 
 }  // namespace
 
-AblationPlan plan_ablation(const fs::path &grid_file, const std::vector<std::string> &extra_sets) {
+AblationPlan plan_ablation(const fs::path &grid_file, const std::vector<std::string> &extra_sets,
+                           const fs::path &output_dir) {
   if (!fs::exists(grid_file)) throw UserError(fmt::format("{}: no such file", grid_file.string()));
   const toml::table grid = parse(grid_file);
   check_keys(grid_file, grid, {"grid", "variant"}, "the ablation grid");
@@ -60,7 +61,7 @@ AblationPlan plan_ablation(const fs::path &grid_file, const std::vector<std::str
   check_keys(grid_file, *g, {"base", "output_dir", "seeds", "set"}, "[grid]");
   const std::string base = (*g)["base"].value_or(std::string());
   AblationPlan plan;
-  plan.output_dir = (*g)["output_dir"].value_or(std::string("runs/ablation"));
+  plan.output_dir = !output_dir.empty() ? output_dir : fs::path((*g)["output_dir"].value_or(std::string("runs/ablation")));
   std::vector<int64_t> seeds;
   if (const toml::node *s = g->get("seeds")) {
     const toml::array *a = s->as_array();

@@ -24,7 +24,9 @@ struct AblationPlan {
 
 // Reads the grid, writes each variant's pipeline file into output_dir, returns the runs in order.
 // Throws UserError (file:line:col) on a bad grid.
-AblationPlan plan_ablation(const std::filesystem::path &grid, const std::vector<std::string> &extra_sets);
+// A non-empty `output_dir` replaces the grid's.
+AblationPlan plan_ablation(const std::filesystem::path &grid, const std::vector<std::string> &extra_sets,
+                           const std::filesystem::path &output_dir = {});
 
 // True when the run directory holds a finished run (its summary row and final model).
 bool run_finished(const std::filesystem::path &run_dir);

@@ -27,10 +27,12 @@ bool has_checkpoint(const fs::path &run_dir) {
 }
 
 // Runs `keel train ...` in a child process; returns its exit status (128 + signal if killed).
+// /proc/self/exe is this very binary even if a rebuild replaced the file meanwhile, so every run
+// of a grid uses one build.
 int run_child(const std::vector<std::string> &args) {
   std::vector<char *> argv;
-  std::string self = fs::read_symlink("/proc/self/exe").string();
-  argv.push_back(self.data());
+  std::string self = "/proc/self/exe", name = "keel";
+  argv.push_back(name.data());
   for (const auto &s : args) argv.push_back(const_cast<char *>(s.c_str()));
   argv.push_back(nullptr);
   pid_t pid;
@@ -49,6 +51,7 @@ Command add_ablate_command(CLI::App &app) {
   struct Args {
     std::string grid;
     std::vector<std::string> sets, plugin_dirs;
+    std::string output_dir;
     bool plan = false, no_progress = false;
   };
   auto a = std::make_shared<Args>();
@@ -56,10 +59,11 @@ Command add_ablate_command(CLI::App &app) {
       ->required();
   cmd->add_option("--set", a->sets, "key=value applied to every run (after the grid's own)");
   cmd->add_option("--plugin-dir", a->plugin_dirs, "extra plugin directory, passed to each run");
+  cmd->add_option("--output-dir", a->output_dir, "where the runs and the report go (default: the grid's output_dir)");
   cmd->add_flag("--plan", a->plan, "write the variant pipelines and print the runs, without training");
   cmd->add_flag("--no-progress", a->no_progress, "plain log lines in the runs");
   return {cmd, [a] {
-            AblationPlan plan = plan_ablation(a->grid, a->sets);
+            AblationPlan plan = plan_ablation(a->grid, a->sets, a->output_dir);
             const size_t n = plan.runs.size();
             std::vector<fs::path> dirs;
             std::vector<std::string> failed;

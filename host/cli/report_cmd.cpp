@@ -1,10 +1,12 @@
 // keel report RUN_DIR... [--out FILE] [--steps A,B] [--prompts N] [--title T]
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "common/errors.hpp"
 #include "report/report.hpp"
 
 namespace fs = std::filesystem;
@@ -15,7 +17,7 @@ Command add_report_command(CLI::App &app) {
   auto *cmd = app.add_subcommand("report", "write one self-contained report.html comparing training runs");
   struct Args {
     std::vector<std::string> runs;
-    std::string out = "report.html";
+    std::string out = "report.html", markdown;
     ReportOptions opt;
   };
   auto a = std::make_shared<Args>();
@@ -27,10 +29,23 @@ Command add_report_command(CLI::App &app) {
       ->delimiter(',');
   cmd->add_option("--prompts", a->opt.sample_prompts, "probe prompts shown per step")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--title", a->opt.title, "page title")->capture_default_str();
+  cmd->add_option("--markdown", a->markdown, "also write the final-values table as Markdown to this file ('-': stdout)");
   return {cmd, [a] {
             std::vector<fs::path> dirs(a->runs.begin(), a->runs.end());
             const int charts = write_report(dirs, a->out, a->opt);
             std::cout << fmt::format("report: {} ({} runs, {} charts)\n", a->out, dirs.size(), charts);
+            if (!a->markdown.empty()) {
+              std::vector<RunRecord> runs;
+              for (const auto &d : dirs) runs.push_back(read_run(d));
+              const std::string md = render_markdown_table(runs);
+              if (a->markdown == "-") {
+                std::cout << md;
+              } else {
+                std::ofstream f(a->markdown);
+                f << md;
+                if (!f) throw UserError("cannot write " + a->markdown);
+              }
+            }
             return 0;
           }};
 }

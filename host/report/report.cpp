@@ -6,6 +6,8 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -158,6 +160,86 @@ std::vector<json> read_jsonl(const fs::path &file) {
 
 }  // namespace
 
+std::vector<std::string> variants(const std::vector<RunRecord> &runs) {
+  std::vector<std::string> groups;
+  for (const auto &r : runs)
+    if (std::find(groups.begin(), groups.end(), r.group) == groups.end()) groups.push_back(r.group);
+  return groups;
+}
+
+// Every eval value without a '.' (side values stay in metrics.jsonl), in first-seen order.
+std::vector<std::string> metric_names(const std::vector<RunRecord> &runs) {
+  std::vector<std::string> metrics;
+  for (const auto &r : runs)
+    for (const auto &e : r.evals)
+      for (auto it = e.begin(); it != e.end(); ++it)
+        if (it.value().is_number() && it.key().find('.') == std::string::npos &&
+            !std::set<std::string>{"step", "temperature", "eval_seconds"}.count(it.key()) &&
+            std::find(metrics.begin(), metrics.end(), it.key()) == metrics.end())
+          metrics.push_back(it.key());
+  return metrics;
+}
+
+FinalTable final_table(const std::vector<RunRecord> &runs) {
+  FinalTable t;
+  const auto metrics = metric_names(runs);
+  t.header = {"variant", "runs", "final loss"};
+  t.header.insert(t.header.end(), metrics.begin(), metrics.end());
+  for (const char *k : {"alarms", "remedies", "rollbacks", "steps"}) t.header.push_back(k);
+  for (const auto &g : variants(runs)) {
+    std::vector<const RunRecord *> rs;
+    for (const auto &r : runs)
+      if (r.group == g) rs.push_back(&r);
+    FinalTable::Row row{g, {}};
+    auto cell = [&](const std::function<std::optional<double>(const RunRecord &)> &get, const std::string &metric = "") {
+      std::vector<double> v;
+      bool alarm = false;
+      for (const auto *r : rs)
+        if (auto x = get(*r)) {
+          v.push_back(*x);
+          if (!metric.empty() && !r->evals.empty())
+            for (const auto &a : r->evals.back().value("alarms", json::array())) alarm |= a == metric;
+        }
+      if (v.empty()) return row.cells.push_back({"–", false});
+      std::string txt = rs.size() > 1 ? fmt::format("{} ± {}", fmt_num(mean(v)), fmt_num(sd(v))) : fmt_num(v[0]);
+      if (v.size() < rs.size()) txt += fmt::format(" ({} of {})", v.size(), rs.size());
+      row.cells.push_back({txt, alarm});
+    };
+    row.cells.push_back({std::to_string(rs.size()), false});
+    cell([](const RunRecord &r) -> std::optional<double> {
+      if (r.train.empty()) return std::nullopt;
+      return r.train.back()["loss"].get<double>();
+    });
+    for (const auto &m : metrics)
+      cell(
+          [&](const RunRecord &r) -> std::optional<double> {
+            if (r.evals.empty() || !r.evals.back().contains(m) || !r.evals.back()[m].is_number()) return std::nullopt;
+            return r.evals.back()[m].get<double>();
+          },
+          m);
+    for (const char *k : {"alarms", "remedies", "rollbacks", "steps"})
+      cell([&](const RunRecord &r) -> std::optional<double> {
+        if (r.summary.is_null() || !r.summary.contains(k)) return std::nullopt;
+        return r.summary[k].get<double>();
+      });
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::string render_markdown_table(const std::vector<RunRecord> &runs) {
+  const FinalTable t = final_table(runs);
+  std::string md = "| " + fmt::format("{}", fmt::join(t.header, " | ")) + " |\n|";
+  for (size_t i = 0; i < t.header.size(); ++i) md += i == 0 ? "---|" : "---:|";
+  md += "\n";
+  for (const auto &r : t.rows) {
+    md += "| " + r.variant;
+    for (const auto &c : r.cells) md += " | " + (c.alarm ? "**" + c.text + "**" : c.text);
+    md += " |\n";
+  }
+  return md;
+}
+
 RunRecord read_run(const fs::path &dir) {
   RunRecord r;
   r.dir = dir;
@@ -214,9 +296,7 @@ RunRecord read_run(const fs::path &dir) {
 
 std::string render_report(const std::vector<RunRecord> &runs, const ReportOptions &opt) {
   // Variants in first-seen order, each with its colour; seeds of a variant differ by dash.
-  std::vector<std::string> groups;
-  for (const auto &r : runs)
-    if (std::find(groups.begin(), groups.end(), r.group) == groups.end()) groups.push_back(r.group);
+  const std::vector<std::string> groups = variants(runs);
   auto colour = [&](const std::string &g) {
     return kPalette[(std::find(groups.begin(), groups.end(), g) - groups.begin()) % std::size(kPalette)];
   };
@@ -227,15 +307,7 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
     dashes.push_back(kDash[seen[r.group]++ % 4]);
   }
 
-  // Metrics: every eval value without a '.' (side values stay in metrics.jsonl).
-  std::vector<std::string> metrics;
-  for (const auto &r : runs)
-    for (const auto &e : r.evals)
-      for (auto it = e.begin(); it != e.end(); ++it)
-        if (it.value().is_number() && it.key().find('.') == std::string::npos &&
-            !std::set<std::string>{"step", "temperature", "eval_seconds"}.count(it.key()) &&
-            std::find(metrics.begin(), metrics.end(), it.key()) == metrics.end())
-          metrics.push_back(it.key());
+  const std::vector<std::string> metrics = metric_names(runs);
 
   std::ostringstream h;
   std::time_t now = std::time(nullptr);
@@ -313,46 +385,13 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
   h << "</div>";
 
   // ---- final values, mean ± sd over the runs of each variant
-  h << "<h2>Final values</h2><table><tr><th>variant</th><th>runs</th><th>final loss</th>";
-  for (const auto &m : metrics) h << "<th>" << esc(m) << "</th>";
-  h << "<th>alarms</th><th>remedies</th><th>rollbacks</th><th>steps</th></tr>";
-  for (const auto &g : groups) {
-    std::vector<const RunRecord *> rs;
-    for (const auto &r : runs)
-      if (r.group == g) rs.push_back(&r);
-    auto cell = [&](const std::function<std::optional<double>(const RunRecord &)> &get, bool flag_alarm = false,
-                    const std::string &metric = "") {
-      std::vector<double> v;
-      bool alarm = false;
-      for (const auto *r : rs)
-        if (auto x = get(*r)) {
-          v.push_back(*x);
-          if (flag_alarm && !r->evals.empty())
-            for (const auto &a : r->evals.back().value("alarms", json::array())) alarm |= a == metric;
-        }
-      if (v.empty()) return std::string("<td class=\"n\">–</td>");
-      std::string txt = rs.size() > 1 ? fmt::format("{} ± {}", fmt_num(mean(v)), fmt_num(sd(v))) : fmt_num(v[0]);
-      if (v.size() < rs.size()) txt += fmt::format(" ({} of {})", v.size(), rs.size());
-      return fmt::format("<td class=\"n{}\">{}</td>", alarm ? " al" : "", txt);
-    };
-    h << "<tr><td><span class=\"sw\" style=\"background:" << colour(g) << "\"></span>" << esc(g) << "</td><td class=\"n\">"
-      << rs.size() << "</td>";
-    h << cell([](const RunRecord &r) -> std::optional<double> {
-      if (r.train.empty()) return std::nullopt;
-      return r.train.back()["loss"].get<double>();
-    });
-    for (const auto &m : metrics)
-      h << cell(
-          [&](const RunRecord &r) -> std::optional<double> {
-            if (r.evals.empty() || !r.evals.back().contains(m) || !r.evals.back()[m].is_number()) return std::nullopt;
-            return r.evals.back()[m].get<double>();
-          },
-          true, m);
-    for (const char *k : {"alarms", "remedies", "rollbacks", "steps"})
-      h << cell([&](const RunRecord &r) -> std::optional<double> {
-        if (r.summary.is_null() || !r.summary.contains(k)) return std::nullopt;
-        return r.summary[k].get<double>();
-      });
+  const FinalTable table = final_table(runs);
+  h << "<h2>Final values</h2><table><tr>";
+  for (const auto &c : table.header) h << "<th>" << esc(c) << "</th>";
+  h << "</tr>";
+  for (const auto &row : table.rows) {
+    h << "<tr><td><span class=\"sw\" style=\"background:" << colour(row.variant) << "\"></span>" << esc(row.variant) << "</td>";
+    for (const auto &c : row.cells) h << "<td class=\"n" << (c.alarm ? " al" : "") << "\">" << esc(c.text) << "</td>";
     h << "</tr>";
   }
   h << "</table><div class=\"sub\">Values at each run's last evaluation (loss: last logged step); mean ± sample sd "

@@ -40,6 +40,26 @@ struct ReportOptions {
 
 std::string render_report(const std::vector<RunRecord> &runs, const ReportOptions &opt);
 
+// Variants (run groups) in first-seen order; metric names (no side values) in first-seen order.
+std::vector<std::string> variants(const std::vector<RunRecord> &runs);
+std::vector<std::string> metric_names(const std::vector<RunRecord> &runs);
+
+// The table of final values: per variant, mean ± sample sd over its runs (its seeds).
+struct FinalTable {
+  struct Cell {
+    std::string text;
+    bool alarm;  // the metric's alarm was on at a run's last evaluation
+  };
+  struct Row {
+    std::string variant;
+    std::vector<Cell> cells;  // runs, final loss, each metric, alarms, remedies, rollbacks, steps
+  };
+  std::vector<std::string> header;
+  std::vector<Row> rows;
+};
+FinalTable final_table(const std::vector<RunRecord> &runs);
+std::string render_markdown_table(const std::vector<RunRecord> &runs);  // alarms in **bold**
+
 // Reads the runs, renders, writes `out` atomically. Returns the number of charts drawn.
 int write_report(const std::vector<std::filesystem::path> &run_dirs, const std::filesystem::path &out,
                  const ReportOptions &opt);

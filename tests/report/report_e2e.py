@@ -145,6 +145,13 @@ check(p.returncode == 0 and "two.html (2 runs, 4 charts)" in p.stdout, f"keel re
 two = open("two.html").read()
 check("<h3>step 8</h3>" in two and "<h3>step 16</h3>" in two and "<h3>step 24</h3>" not in two, "--steps chooses the steps")
 check(two.count('<tr><td class="gen">') == 6, "--prompts 3: three prompts per step")
+p = subprocess.run([KEEL, "report", *[f"abl/{r}" for r in runs], "--out", "all.html", "--markdown", "-"],
+                   capture_output=True, text=True)
+md = [l for l in p.stdout.splitlines() if l.startswith("|")]
+check(p.returncode == 0 and md and md[0].startswith("| variant | runs | final loss |") and md[0].endswith("| steps |"),
+      "--markdown -: the table's header")
+calm_md = next((l for l in md if l.startswith("| calm |")), "")
+check(calm_md.startswith("| calm | 2 | ") and f"{m:.4g} ± {sd:.4g}" in calm_md, f"and the calm row with the same values: {calm_md}")
 os.makedirs("empty", exist_ok=True)
 p = subprocess.run([KEEL, "report", "empty"], capture_output=True, text=True)
 check(p.returncode == 2 and "empty: no metrics.jsonl" in p.stderr, f"a directory that is not a run: exit 2 ({p.stderr.strip()})")
