@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/errors.hpp"
+#include "common/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -132,16 +133,12 @@ AblationPlan plan_ablation(const fs::path &grid_file, const std::vector<std::str
       }
     }
     const fs::path written = plan.output_dir / (name + ".toml");
-    {
-      std::ostringstream text;
-      text << "# written by keel ablate from " << grid_file.string() << " (variant " << name << ", base "
-           << base_file.string() << "): edit the grid, not this file\n"
-           << toml::toml_formatter(doc, toml::toml_formatter::default_flags | toml::format_flags::relaxed_float_precision)
-           << "\n";
-      std::ofstream out(written);
-      out << text.str();
-      if (!out) throw UserError(fmt::format("cannot write {}", written.string()));
-    }
+    std::ostringstream text;
+    text << "# written by keel ablate from " << grid_file.string() << " (variant " << name << ", base "
+         << base_file.string() << "): edit the grid, not this file\n"
+         << toml::toml_formatter(doc, toml::toml_formatter::default_flags | toml::format_flags::relaxed_float_precision)
+         << "\n";
+    write_file_atomic(written, text.str());
     std::vector<std::string> sets = grid_sets;
     for (const auto &s : strings(grid_file, *v, "set")) sets.push_back(s);
     for (int64_t seed : seeds) {

@@ -1,12 +1,11 @@
 // keel report RUN_DIR... [--out FILE] [--steps A,B] [--prompts N] [--title T]
-#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "common/errors.hpp"
+#include "common/files.hpp"
 #include "report/report.hpp"
 
 namespace fs = std::filesystem;
@@ -41,9 +40,7 @@ Command add_report_command(CLI::App &app) {
               if (a->markdown == "-") {
                 std::cout << md;
               } else {
-                std::ofstream f(a->markdown);
-                f << md;
-                if (!f) throw UserError("cannot write " + a->markdown);
+                write_file_atomic(a->markdown, md);
               }
             }
             return 0;

@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "common/errors.hpp"
+#include "common/files.hpp"
 #include "config/pipeline_config.hpp"
 #include "logging/log.hpp"
 #include "plugin_host/pipeline.hpp"
@@ -18,18 +19,6 @@ namespace fs = std::filesystem;
 
 namespace keel {
 namespace {
-// Writes `text` to `path` atomically: a temporary file, then rename.
-void write_file_atomic(const fs::path &path, const std::string &text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
 int cmd_train(const std::string &file, const std::vector<std::string> &sets, const std::vector<std::string> &dirs,
               bool resume, bool dry_run, bool no_progress) {
   PipelineConfig cfg = load_pipeline_config(file, sets);

@@ -16,6 +16,7 @@
 #include <toml++/toml.h>
 
 #include "common/errors.hpp"
+#include "common/files.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -452,14 +453,7 @@ int write_report(const std::vector<fs::path> &run_dirs, const fs::path &out, con
   for (const auto &d : run_dirs) runs.push_back(read_run(d));
   const std::string html = render_report(runs, opt);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
-  fs::path tmp = out;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << html;
-    if (!f) throw UserError(fmt::format("cannot write {}", tmp.string()));
-  }
-  fs::rename(tmp, out);
+  write_file_atomic(out, html);
   size_t charts = 0;
   for (size_t p = 0; (p = html.find("class=\"chart\"", p)) != std::string::npos; ++p) ++charts;
   return static_cast<int>(charts);

@@ -26,6 +26,7 @@
 #include "generate/generate.hpp"
 #include "logging/log.hpp"
 #include "plugin_host/pipeline.hpp"
+#include "report/report.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "train/checkpoints.hpp"
 #include "train/chunked_loss.hpp"
@@ -356,6 +357,15 @@ class Trainer {
     tok_->save(run_dir_ / "final");
     pipeline_->on_end();
     summary(step, seconds_since(t0));
+    // The run's own report (keel report on this one run); a failure here loses no training.
+    try {
+      ReportOptions ro;
+      ro.title = "keel run: " + run_dir_.filename().string();
+      write_report({run_dir_}, run_dir_ / "report.html", ro);
+      spdlog::info("report: {}", (run_dir_ / "report.html").string());
+    } catch (const std::exception &e) {
+      spdlog::warn("report.html not written: {}", e.what());
+    }
     return exit_code;
   }
 

@@ -100,6 +100,7 @@ cfg = open("abl/calm-s1/config.toml").read()
 check(re.search(r"^lr = 1(\.0*1)?e-05$", cfg, re.M) and re.search(r"^seed = 1$", cfg, re.M),
       "variant and seed settings reach the run")
 check(os.path.exists("abl/report.html"), "the ablation writes abl/report.html")
+check(all(os.path.exists(f"abl/{r}/report.html") for r in runs), "each run writes its own report.html at the end")
 
 # ---- second call: finished runs are skipped; an interrupted one resumes from its checkpoint
 shutil.rmtree("abl/hot-s2/final")
