@@ -57,8 +57,8 @@ int child(const std::string &plugin, const std::string &mode) {
     if (mode == "chunked") {  // the trainer's path: counted rows only, ~128 MB of logits a chunk
       auto rows = (labels != -100).nonzero().squeeze(1);
       auto sel = hidden.index_select(0, rows);
-      const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 25) / V);
-      keel::chunked_loss_backward(sel, labels.index_select(0, rows), head, 1.0 / rows.size(0), chunk, loss_fn);
+      keel::chunked_loss_backward(sel, labels.index_select(0, rows), head, 1.0 / rows.size(0), keel::auto_chunk_rows(V),
+                                  loss_fn);
     } else {  // transformers' LabelSmoother over full logits
       auto logits = hidden.matmul(head.t());
       auto log_probs = -torch::log_softmax(logits, -1);

@@ -2,6 +2,7 @@
 // held at once. Each chunk's logits go to the pipeline's loss plugin (or plain cross-entropy), whose
 // gradient is pushed into the hidden states and the LM head straight away.
 #pragma once
+#include <algorithm>
 #include <functional>
 
 #include <torch/torch.h>
@@ -12,6 +13,10 @@ namespace keel {
 // logits [n, V] fp32 contiguous, labels [n] int64, grad [n, V] fp32. Returns {sum, counted}.
 using ChunkLossFn = std::function<std::pair<double, int64_t>(const torch::Tensor &logits, const torch::Tensor &labels,
                                                              torch::Tensor &grad)>;
+
+// Rows per chunk when none is configured: about 128 MB of fp32 logits (220 rows at a 151,936
+// vocabulary), at least 64.
+inline int64_t auto_chunk_rows(int64_t vocab) { return std::max<int64_t>(64, (int64_t{1} << 25) / vocab); }
 
 // Plain cross-entropy through the same interface (what a pipeline without a loss plugin uses).
 std::pair<double, int64_t> cross_entropy_chunk(const torch::Tensor &logits, const torch::Tensor &labels, torch::Tensor &grad);

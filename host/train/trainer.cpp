@@ -171,8 +171,8 @@ class TrainerServices : public HostServices {
     auto flat = last_labels.view({-1});
     auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1).to(h.device());
     auto sel = h.view({-1, h.size(-1)}).index_select(0, rows);
-    // Chunks of about 128 MB of fp32 logits, as the loss does: H = -sum p log p per row.
-    const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 25) / model->config().vocab_size);
+    // In chunks, as the loss: H = -sum p log p per row.
+    const int64_t chunk = auto_chunk_rows(model->config().vocab_size);
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < sel.size(0); i += chunk) {
       auto lp = torch::log_softmax(model->logits(sel.slice(0, i, std::min(sel.size(0), i + chunk))).to(torch::kFloat), -1);
@@ -604,8 +604,7 @@ class Trainer {
         return pipeline_->loss(dl, dlab, dg);
       };
     auto head = model_->lm_head_weight();
-    // Auto: chunks of about 128 MB of fp32 logits (220 rows at a 151,936 vocabulary).
-    const int64_t chunk = chunk_rows_ > 0 ? chunk_rows_ : std::max<int64_t>(64, (int64_t{1} << 25) / head.size(0));
+    const int64_t chunk = chunk_rows_ > 0 ? chunk_rows_ : auto_chunk_rows(head.size(0));
     auto r = chunked_loss_backward(sel, lab, head, 1.0 / static_cast<double>(global_count), chunk, fn);
     return r.loss_sum;
   }
