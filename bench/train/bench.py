@@ -84,7 +84,8 @@ for s in range(a.steps):
     opt.zero_grad()
     times.append(time.perf_counter() - t)
 eager_tps = a.batch * a.seq / statistics.median(times[2:])
-print(f"keel {keel_tps:.0f} tok/s | eager PyTorch {eager_tps:.0f} tok/s | ratio {keel_tps / eager_tps:.2f}x (goal >= 1.2x)")
+goal = 1.0 if a.hidden >= 768 else 1.2  # issue 5: >= 1.2x on the small model, >= 1.0x at hidden 768
+print(f"keel {keel_tps:.0f} tok/s | eager PyTorch {eager_tps:.0f} tok/s | ratio {keel_tps / eager_tps:.2f}x (goal >= {goal}x)")
 
 # (b) TRL SFTTrainer
 if not a.skip_trl:
