@@ -7,22 +7,18 @@ usage: teacher_forced_entropy.py KEEL WORKDIR
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import torch
 from transformers import AutoModelForCausalLM
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
+from e2e import Checks, fresh_workdir, tiny_model  # noqa: E402
+
 KEEL, WORK = sys.argv[1], sys.argv[2]
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-os.chdir(WORK)
-json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 288, "hidden_size": 64,
-           "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-           "max_position_embeddings": 256, "tie_word_embeddings": True}, open("config.json", "w"))
-subprocess.run([KEEL, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte", "--seed", "3"],
-               check=True, capture_output=True)
+fresh_workdir(WORK)
+tiny_model(KEEL, seed=3)
 example = {"messages": [{"role": "user", "content": "What does keel mean?"},
                         {"role": "assistant", "content": "The bottom timber of a ship's hull."}]}
 open("one.jsonl", "w").write(json.dumps(example) + "\n")
@@ -52,14 +48,7 @@ plugin = "dropout"                 # training forwards use dropout; the measurem
 plugin = "entropy"
 source = "teacher_forced"
 """)
-passed = failures = 0
-
-
-def check(ok, what):
-    global passed, failures
-    passed += bool(ok)
-    failures += not ok
-    print(f"{'ok' if ok else 'FAIL'}: {what}", flush=True)
+check = Checks()
 
 
 p = subprocess.run([KEEL, "train", "p.toml", "--no-progress"], capture_output=True, text=True)
@@ -89,5 +78,4 @@ p = subprocess.run([KEEL, "eval", "p.toml", "--checkpoint", "runs/tf/final"], ca
 out = json.loads(p.stdout) if p.returncode == 0 else {}
 check(p.returncode == 0 and "entropy" not in out.get("metrics", {}), f"keel eval: exit {p.returncode}, no entropy value")
 
-print(f"{passed} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+check.finish()

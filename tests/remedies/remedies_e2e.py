@@ -8,7 +8,6 @@ usage: remedies_e2e.py KEEL WORKDIR
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,16 +15,11 @@ from safetensors.numpy import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import collapse_data  # noqa: E402
+from e2e import Checks, fresh_workdir, tiny_model  # noqa: E402
 
 KEEL, WORK = sys.argv[1], sys.argv[2]
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-os.chdir(WORK)
-json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 288, "hidden_size": 64,
-           "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-           "max_position_embeddings": 256, "tie_word_embeddings": True}, open("config.json", "w"))
-subprocess.run([KEEL, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte"], check=True,
-               capture_output=True)
+fresh_workdir(WORK)
+tiny_model(KEEL)
 collapse_data.write("collapse.jsonl")
 
 BASE = """
@@ -70,14 +64,7 @@ cooldown = 4
 plugin = "rollback"
 cooldown = 4
 """
-passed = failures = 0
-
-
-def check(ok, what):
-    global passed, failures
-    passed += bool(ok)
-    failures += not ok
-    print(f"{'ok' if ok else 'FAIL'}: {what}", flush=True)
+check = Checks()
 
 
 def train(name, text, *extra):
@@ -146,5 +133,4 @@ check(ev.get("step") == 8 and all(ev["metrics"].get(k) == logged[k] for k in ev.
       len(ev.get("metrics", {})) >= 2 and ev["alarms"] == logged["alarms"],
       f"keel eval on the step-8 checkpoint reproduces the logged metrics: {ev.get('metrics')}")
 
-print(f"{passed} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+check.finish()

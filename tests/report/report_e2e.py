@@ -17,16 +17,11 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "common"))
 import collapse_data  # noqa: E402
+from e2e import Checks, fresh_workdir, tiny_model  # noqa: E402
 
 KEEL, WORK = sys.argv[1], sys.argv[2]
-shutil.rmtree(WORK, ignore_errors=True)
-os.makedirs(WORK)
-os.chdir(WORK)
-json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 288, "hidden_size": 64,
-           "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-           "max_position_embeddings": 256, "tie_word_embeddings": True}, open("config.json", "w"))
-subprocess.run([KEEL, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte"], check=True,
-               capture_output=True)
+fresh_workdir(WORK)
+tiny_model(KEEL)
 collapse_data.write("collapse.jsonl")
 open("base.toml", "w").write("""
 [run]
@@ -73,14 +68,7 @@ set = ["optim.lr=1e-5"]
 name = "broken"
 add = [{ plugin = "mode_share", alarm_above = 7.0 }]   # out of range: this variant's runs fail
 """)
-passed = failures = 0
-
-
-def check(ok, what):
-    global passed, failures
-    passed += bool(ok)
-    failures += not ok
-    print(f"{'ok' if ok else 'FAIL'}: {what}", flush=True)
+check = Checks()
 
 
 def ablate(*extra):
@@ -220,5 +208,4 @@ else:
     check(p.returncode == 0 and dom.count("<svg") >= 4 and re.search(r'<path d="M[0-9.]+,[0-9.]+ L', dom),
           f"the rendered DOM holds the charts' SVG paths ({dom.count('<svg')} svg elements)")
 
-print(f"{passed} passed, {failures} failed")
-sys.exit(1 if failures else 0)
+check.finish()
