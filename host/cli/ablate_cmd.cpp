@@ -100,7 +100,7 @@ Command add_ablate_command(CLI::App &app) {
               ReportOptions opt;
               opt.title = "keel ablation: " + fs::path(a->grid).filename().string();
               const fs::path out = plan.output_dir / "report.html";
-              write_report(dirs, out, opt);
+              write_report(read_runs(dirs), out, opt);
               std::cout << fmt::format("report: {}\n", out.string());
             }
             if (!failed.empty()) {

@@ -30,12 +30,10 @@ Command add_report_command(CLI::App &app) {
   cmd->add_option("--title", a->opt.title, "page title")->capture_default_str();
   cmd->add_option("--markdown", a->markdown, "also write the final-values table as Markdown to this file ('-': stdout)");
   return {cmd, [a] {
-            std::vector<fs::path> dirs(a->runs.begin(), a->runs.end());
-            const int charts = write_report(dirs, a->out, a->opt);
-            std::cout << fmt::format("report: {} ({} runs, {} charts)\n", a->out, dirs.size(), charts);
+            const auto runs = read_runs(std::vector<fs::path>(a->runs.begin(), a->runs.end()));
+            const int charts = write_report(runs, a->out, a->opt);
+            std::cout << fmt::format("report: {} ({} runs, {} charts)\n", a->out, runs.size(), charts);
             if (!a->markdown.empty()) {
-              std::vector<RunRecord> runs;
-              for (const auto &d : dirs) runs.push_back(read_run(d));
               const std::string md = render_markdown_table(runs);
               if (a->markdown == "-") {
                 std::cout << md;

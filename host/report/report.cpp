@@ -336,7 +336,6 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
   h << "</p>";
 
   // ---- curves
-  int charts = 0;
   h << "<h2>Curves</h2><div class=\"charts\">";
   auto train_chart = [&](const std::string &key, const std::string &title) {
     std::vector<Line> lines;
@@ -351,7 +350,7 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
       lines.push_back(std::move(l));
     }
     std::string svg = svg_chart(title, lines, std::nullopt, "");
-    if (!svg.empty()) ++charts, h << svg;
+    h << svg;
   };
   train_chart("loss", "training loss");
   train_chart("lr", "learning rate");
@@ -381,7 +380,7 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
       lines.push_back(std::move(l));
     }
     std::string svg = svg_chart(metric, lines, thr, thr_label);
-    if (!svg.empty()) ++charts, h << svg;
+    h << svg;
   }
   h << "</div>";
 
@@ -444,13 +443,16 @@ std::string render_report(const std::vector<RunRecord> &runs, const ReportOption
   for (const auto &r : runs)
     h << "<li>" << esc(r.name) << ": " << esc(r.dir.string()) << (r.summary.is_null() ? " (not finished)" : "") << "</li>";
   h << "</ul></body></html>\n";
-  (void)charts;
   return h.str();
 }
 
-int write_report(const std::vector<fs::path> &run_dirs, const fs::path &out, const ReportOptions &opt) {
+std::vector<RunRecord> read_runs(const std::vector<fs::path> &run_dirs) {
   std::vector<RunRecord> runs;
   for (const auto &d : run_dirs) runs.push_back(read_run(d));
+  return runs;
+}
+
+int write_report(const std::vector<RunRecord> &runs, const fs::path &out, const ReportOptions &opt) {
   const std::string html = render_report(runs, opt);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
   write_file_atomic(out, html);

@@ -60,8 +60,9 @@ struct FinalTable {
 FinalTable final_table(const std::vector<RunRecord> &runs);
 std::string render_markdown_table(const std::vector<RunRecord> &runs);  // alarms in **bold**
 
-// Reads the runs, renders, writes `out` atomically. Returns the number of charts drawn.
-int write_report(const std::vector<std::filesystem::path> &run_dirs, const std::filesystem::path &out,
-                 const ReportOptions &opt);
+std::vector<RunRecord> read_runs(const std::vector<std::filesystem::path> &run_dirs);
+
+// Renders and writes `out` atomically. Returns the number of charts drawn.
+int write_report(const std::vector<RunRecord> &runs, const std::filesystem::path &out, const ReportOptions &opt);
 
 }  // namespace keel

@@ -361,7 +361,7 @@ class Trainer {
     try {
       ReportOptions ro;
       ro.title = "keel run: " + run_dir_.filename().string();
-      write_report({run_dir_}, run_dir_ / "report.html", ro);
+      write_report(read_runs({run_dir_}), run_dir_ / "report.html", ro);
       spdlog::info("report: {}", (run_dir_ / "report.html").string());
     } catch (const std::exception &e) {
       spdlog::warn("report.html not written: {}", e.what());
