@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/errors.hpp"
+#include "model/ops.hpp"
 
 namespace keel {
 
@@ -29,11 +30,6 @@ torch::Tensor rope_inv_freq(const ModelConfig &c) {
   }
   TORCH_CHECK(inv.size(0) == half);
   return inv;
-}
-
-torch::Tensor rotate_half(const torch::Tensor &x) {
-  auto halves = x.chunk(2, -1);
-  return torch::cat({-halves[1], halves[0]}, -1);
 }
 
 }  // namespace
@@ -118,13 +114,6 @@ void Transformer::init_weights(uint64_t seed) {
   }
 }
 
-torch::Tensor Transformer::rms_norm(const torch::Tensor &x, const torch::Tensor &w) const {
-  // As transformers' LlamaRMSNorm: normalise in fp32, cast back, then scale.
-  auto h = x.to(torch::kFloat);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + cfg_.rms_norm_eps);
-  return w * h.to(x.scalar_type());
-}
-
 torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const torch::Tensor &cos,
                                      const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache) {
   const auto &c = cfg_;
@@ -138,14 +127,12 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const to
   auto k = proj("self_attn.k_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
   auto v = proj("self_attn.v_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
   if (c.qk_norm) {
-    q = rms_norm(q, W.at("self_attn.q_norm.weight"));
-    k = rms_norm(k, W.at("self_attn.k_norm.weight"));
+    q = rms_norm(q, W.at("self_attn.q_norm.weight"), c.rms_norm_eps);
+    k = rms_norm(k, W.at("self_attn.k_norm.weight"), c.rms_norm_eps);
   }
-  q = q.transpose(1, 2);
-  k = k.transpose(1, 2);
+  q = rope(q, cos, sin);  // [B, heads, T, D]
+  k = rope(k, cos, sin);
   v = v.transpose(1, 2);
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
   if (cache) {
     using torch::indexing::Slice;
     const int64_t start = cache->length, end = start + T;
@@ -194,14 +181,14 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
     x = x + torch::empty_like(x).uniform_(-1, 1) * scale.to(x.scalar_type());
   }
   if (training && dropout.embedding > 0) x = torch::dropout(x, dropout.embedding, true);
-  // cos/sin [B, 1, T, D] in fp32, cast to the compute dtype as transformers does.
+  // cos/sin [B, T, D] in fp32; rope() casts them to the compute dtype as transformers does.
   auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;
   auto emb = torch::cat({freqs, freqs}, -1);
-  auto cos = emb.cos().unsqueeze(1).to(x.scalar_type()), sin = emb.sin().unsqueeze(1).to(x.scalar_type());
+  auto cos = emb.cos(), sin = emb.sin();
   for (int64_t l = 0; l < c.num_layers; ++l) {
     auto &W = layer_[static_cast<size_t>(l)];
-    x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight")), cos, sin, attend, cache);
-    auto h = rms_norm(x, W.at("post_attention_layernorm.weight"));
+    x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight"), c.rms_norm_eps), cos, sin, attend, cache);
+    auto h = rms_norm(x, W.at("post_attention_layernorm.weight"), c.rms_norm_eps);
     auto b = [&](const char *n) { return c.mlp_bias ? W.at(std::string(n) + ".bias") : torch::Tensor(); };
     auto mlp = F::linear(F::silu(F::linear(h, W.at("mlp.gate_proj.weight"), b("mlp.gate_proj"))) *
                              F::linear(h, W.at("mlp.up_proj.weight"), b("mlp.up_proj")),
@@ -210,7 +197,7 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
     x = x + mlp;
   }
   if (cache) cache->length = total;
-  return rms_norm(x, params_[index_.at("model.norm.weight")].second);
+  return rms_norm(x, params_[index_.at("model.norm.weight")].second, c.rms_norm_eps);
 }
 
 torch::Tensor Transformer::lm_head_weight() const {

@@ -59,7 +59,6 @@ class Transformer {
   bool training = false;
 
  private:
-  torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &w) const;
   torch::Tensor attention(int64_t layer, const torch::Tensor &x, const torch::Tensor &cos,
                           const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache);
   void add(const std::string &name, std::vector<int64_t> shape);

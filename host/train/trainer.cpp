@@ -31,6 +31,7 @@
 #include "train/checkpoints.hpp"
 #include "train/chunked_loss.hpp"
 #include "train/data_sources.hpp"
+#include "train/fused_adamw.hpp"
 #include "train/tensorboard.hpp"
 
 namespace keel {
@@ -445,7 +446,7 @@ class Trainer {
     auto nd = opts;
     nd.weight_decay(0.0);
     groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(nd));
-    optim_ = std::make_unique<torch::optim::AdamW>(groups, opts);
+    optim_ = std::make_unique<FusedAdamW>(groups, opts);
     grad_clip_ = *o["grad_clip"].value<double>();
   }
 
@@ -878,7 +879,7 @@ class Trainer {
   std::vector<int64_t> stop_ids_;
   TrainerServices services_;
   std::unique_ptr<PluginPipeline> pipeline_;
-  std::unique_ptr<torch::optim::AdamW> optim_;
+  std::unique_ptr<FusedAdamW> optim_;
   double grad_clip_ = 1.0;
   std::ofstream metrics_;
   std::unique_ptr<TensorBoardWriter> tb_;

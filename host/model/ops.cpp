@@ -1,0 +1,167 @@
+#include "model/ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace keel {
+
+namespace {
+
+bool cpu_fp32(const torch::Tensor &t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat; }
+
+// Sum of a[i] * b[i] in 16 independent lanes, so the compiler vectorises it without -ffast-math.
+float dot(const float *a, const float *b, int64_t n) {
+  float lane[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; ++k) lane[k] += a[i + k] * b[i + k];
+  float s = 0;
+  for (float v : lane) s += v;
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Rows per parallel task: enough work (about 32k floats) to be worth a thread.
+int64_t grain(int64_t row) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row)); }
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// y = w * x * r with r = 1 / sqrt(mean(x^2) + eps) per row. Saves x, w and r.
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+  static torch::Tensor forward(AutogradContext *ctx, const torch::Tensor &x, const torch::Tensor &w, double eps) {
+    auto xc = x.contiguous(), wc = w.contiguous();
+    const int64_t H = xc.size(-1), N = xc.numel() / H;
+    auto y = torch::empty_like(xc);
+    auto r = torch::empty({N}, xc.options());
+    const float *px = xc.data_ptr<float>(), *pw = wc.data_ptr<float>();
+    float *py = y.data_ptr<float>(), *pr = r.data_ptr<float>();
+    const float e = static_cast<float>(eps), inv_h = 1.0f / static_cast<float>(H);
+    at::parallel_for(0, N, grain(H), [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) {
+        const float *xi = px + n * H;
+        float *yi = py + n * H;
+        const float rr = 1.0f / std::sqrt(dot(xi, xi, H) * inv_h + e);
+        pr[n] = rr;
+        for (int64_t i = 0; i < H; ++i) yi[i] = pw[i] * (xi[i] * rr);
+      }
+    });
+    ctx->save_for_backward({xc, wc, r});
+    return y;
+  }
+
+  // With g = dy * w: dx = r * g - x * r^3 * mean(g * x); dw = sum over rows of dy * x * r.
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1], &r = saved[2];
+    auto dy = grads[0].contiguous();
+    const int64_t H = x.size(-1), N = x.numel() / H;
+    auto dx = torch::empty_like(x);
+    // dw is a sum over rows: each task adds into its own row of partial sums, summed at the end.
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(N, 4 * at::get_num_threads()));
+    auto dw_parts = torch::zeros({parts, H}, x.options());
+    const float *px = x.data_ptr<float>(), *pw = w.data_ptr<float>(), *pr = r.data_ptr<float>();
+    const float *pdy = dy.data_ptr<float>();
+    float *pdx = dx.data_ptr<float>(), *pdw = dw_parts.data_ptr<float>();
+    const float inv_h = 1.0f / static_cast<float>(H);
+    at::parallel_for(0, parts, 1, [&](int64_t pb, int64_t pe) {
+      std::vector<float> g(static_cast<size_t>(H));
+      for (int64_t p = pb; p < pe; ++p) {
+        float *dw = pdw + p * H;
+        for (int64_t n = N * p / parts; n < N * (p + 1) / parts; ++n) {
+          const float *xi = px + n * H, *dyi = pdy + n * H;
+          float *dxi = pdx + n * H;
+          const float rr = pr[n];
+          for (int64_t i = 0; i < H; ++i) {
+            g[static_cast<size_t>(i)] = dyi[i] * pw[i];
+            dw[i] += dyi[i] * (xi[i] * rr);
+          }
+          const float k = dot(g.data(), xi, H) * inv_h * rr * rr * rr;
+          for (int64_t i = 0; i < H; ++i) dxi[i] = rr * g[static_cast<size_t>(i)] - xi[i] * k;
+        }
+      }
+    });
+    return {dx, dw_parts.sum(0), torch::Tensor()};
+  }
+};
+
+// out[b, h, t] = x[b, t, h] * cos + rotate_half(x[b, t, h]) * sin, written head-major.
+struct RopeFn : public torch::autograd::Function<RopeFn> {
+  static torch::Tensor forward(AutogradContext *ctx, const torch::Tensor &x, const torch::Tensor &cos,
+                               const torch::Tensor &sin) {
+    auto xs = x.stride(3) == 1 ? x : x.contiguous();
+    auto c = cos.contiguous(), s = sin.contiguous();
+    const int64_t B = xs.size(0), T = xs.size(1), H = xs.size(2), D = xs.size(3), half = D / 2;
+    auto out = torch::empty({B, H, T, D}, xs.options());
+    const int64_t sb = xs.stride(0), st = xs.stride(1), sh = xs.stride(2);
+    const float *px = xs.data_ptr<float>(), *pc = c.data_ptr<float>(), *ps = s.data_ptr<float>();
+    float *po = out.data_ptr<float>();
+    at::parallel_for(0, B * T, grain(H * D), [&](int64_t begin, int64_t end) {
+      for (int64_t bt = begin; bt < end; ++bt) {
+        const int64_t b = bt / T, t = bt % T;
+        const float *cp = pc + bt * D, *sp = ps + bt * D;
+        for (int64_t h = 0; h < H; ++h) {
+          const float *xi = px + b * sb + t * st + h * sh;
+          float *o = po + ((b * H + h) * T + t) * D;
+          for (int64_t i = 0; i < half; ++i) o[i] = xi[i] * cp[i] + -xi[i + half] * sp[i];
+          for (int64_t i = half; i < D; ++i) o[i] = xi[i] * cp[i] + xi[i - half] * sp[i];
+        }
+      }
+    });
+    ctx->save_for_backward({c, s});
+    return out;
+  }
+
+  // The transpose of the rotation: dx[i] = do[i] cos[i] + do[i + D/2] sin[i + D/2] in the first
+  // half, do[i] cos[i] - do[i - D/2] sin[i - D/2] in the second; written back token-major.
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto &c = saved[0], &s = saved[1];
+    auto dout = grads[0].contiguous();
+    const int64_t B = dout.size(0), H = dout.size(1), T = dout.size(2), D = dout.size(3), half = D / 2;
+    auto dx = torch::empty({B, T, H, D}, dout.options());
+    const float *pd = dout.data_ptr<float>(), *pc = c.data_ptr<float>(), *ps = s.data_ptr<float>();
+    float *px = dx.data_ptr<float>();
+    at::parallel_for(0, B * T, grain(H * D), [&](int64_t begin, int64_t end) {
+      for (int64_t bt = begin; bt < end; ++bt) {
+        const int64_t b = bt / T, t = bt % T;
+        const float *cp = pc + bt * D, *sp = ps + bt * D;
+        for (int64_t h = 0; h < H; ++h) {
+          const float *d = pd + ((b * H + h) * T + t) * D;
+          float *g = px + (bt * H + h) * D;
+          for (int64_t i = 0; i < half; ++i) g[i] = d[i] * cp[i] + d[i + half] * sp[i + half];
+          for (int64_t i = half; i < D; ++i) g[i] = d[i] * cp[i] - d[i - half] * sp[i - half];
+        }
+      }
+    });
+    return {dx, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor rms_norm_reference(const torch::Tensor &x, const torch::Tensor &w, double eps) {
+  auto h = x.to(torch::kFloat);
+  h = h * torch::rsqrt(h.pow(2).mean(-1, true) + eps);
+  return w * h.to(x.scalar_type());
+}
+
+torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &w, double eps) {
+  if (cpu_fp32(x) && cpu_fp32(w)) return RmsNormFn::apply(x, w, eps);
+  return rms_norm_reference(x, w, eps);
+}
+
+torch::Tensor rope_reference(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin) {
+  auto t = x.transpose(1, 2);
+  auto halves = t.chunk(2, -1);
+  auto c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());
+  return t * c + torch::cat({-halves[1], halves[0]}, -1) * s;
+}
+
+torch::Tensor rope(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin) {
+  if (cpu_fp32(x) && x.size(3) % 2 == 0) return RopeFn::apply(x, cos, sin);
+  return rope_reference(x, cos, sin);
+}
+
+}  // namespace keel
