@@ -6,7 +6,7 @@ padding), so tokens/s compare like for like. fp32, CPU, same torch threads.
 keel and the eager loop take turns over --rounds rounds, so a slow spell on a shared machine hits
 both; the ratio printed is the median of the rounds' ratios.
 
-usage: python bench/train/bench.py build/bin/keel [--hidden 256 --layers 4 --seq 256 --batch 8 --steps 12 --rounds 3]
+usage: python bench/train/bench.py build/bin/keel [--hidden 256 --layers 4 --seq 256 --batch 8 --steps 10 --rounds 5]
 """
 import argparse
 import json
@@ -27,8 +27,8 @@ ap.add_argument("--hidden", type=int, default=256)
 ap.add_argument("--layers", type=int, default=4)
 ap.add_argument("--seq", type=int, default=256)
 ap.add_argument("--batch", type=int, default=8)
-ap.add_argument("--steps", type=int, default=12)
-ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--steps", type=int, default=10)
+ap.add_argument("--rounds", type=int, default=5)
 ap.add_argument("--skip-trl", action="store_true")
 a = ap.parse_args()
 a.keel = os.path.abspath(a.keel)

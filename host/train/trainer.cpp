@@ -31,7 +31,7 @@
 #include "train/checkpoints.hpp"
 #include "train/chunked_loss.hpp"
 #include "train/data_sources.hpp"
-#include "train/fused_adamw.hpp"
+#include "train/optimizer.hpp"
 #include "train/tensorboard.hpp"
 
 namespace keel {
@@ -481,9 +481,10 @@ class Trainer {
       loss_sum += micro_batch(mb, counted);
     }
     const double loss = counted ? loss_sum / static_cast<double>(counted) : 0.0;
-    std::vector<torch::Tensor> params;
-    for (auto &[n, t] : model_->parameters()) params.push_back(t);
-    const double norm = torch::nn::utils::clip_grad_norm_(params, grad_clip_ > 0 ? grad_clip_ : 1e30);
+    std::vector<torch::Tensor> grads;
+    for (auto &[n, t] : model_->parameters())
+      if (t.grad().defined()) grads.push_back(t.grad());
+    const double norm = clip_grad_norm(grads, grad_clip_);
     bool finite = std::isfinite(loss) && std::isfinite(norm);
     // Frozen parameters: no gradient, so AdamW leaves them (and their moments) alone.
     for (auto it = services_.frozen.begin(); it != services_.frozen.end();) {

@@ -1,9 +1,13 @@
+// The optimizer step: global-norm gradient clipping and AdamW, each on ATen's fused kernels.
+//
 // AdamW whose step is ATen's fused kernel (`_fused_adamw_`, CPU and CUDA): one pass over each
 // parameter instead of libtorch's eight tensor ops, about 7x less optimizer time on CPU. The moments
 // live in libtorch's AdamWParamState, so optimizer.pt (torch::save / torch::load) is unchanged.
 #pragma once
 #include <vector>
 
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
 #include <ATen/ops/_fused_adamw.h>
 #include <torch/torch.h>
 
@@ -45,5 +49,16 @@ class FusedAdamW : public torch::optim::AdamW {
     return {};
   }
 };
+
+// Scales the gradients so their global L2 norm is at most max_norm (when max_norm > 0), as
+// torch.nn.utils.clip_grad_norm_ does, in one pass each for the norms and the scaling; returns
+// the norm before clipping (inf or nan when a gradient is not finite).
+inline double clip_grad_norm(const std::vector<torch::Tensor> &grads, double max_norm) {
+  if (grads.empty()) return 0.0;
+  const double norm = torch::stack(at::_foreach_norm(grads, 2)).norm().item<double>();
+  const double coef = max_norm / (norm + 1e-6);
+  if (max_norm > 0 && coef < 1) at::_foreach_mul_(grads, coef);
+  return norm;
+}
 
 }  // namespace keel

@@ -1,11 +1,11 @@
-// FusedAdamW (ATen's fused kernel) against libtorch's AdamW: same parameters after several steps
+// The optimizer step against libtorch's own. FusedAdamW (ATen's fused kernel) against AdamW: same parameters after several steps
 // with two groups (decay and none), a parameter without a gradient for a step, an LR change, and
 // a save/load of the optimizer state between steps.
 #include <doctest/doctest.h>
 
 #include <filesystem>
 
-#include "train/fused_adamw.hpp"
+#include "train/optimizer.hpp"
 
 using namespace keel;
 
@@ -56,5 +56,26 @@ TEST_CASE("FusedAdamW follows libtorch's AdamW, skips gradient-less parameters, 
   for (int i = 0; i < 2; ++i) {
     CHECK(!torch::equal(pf[i], i == 0 ? a0 : b0));
     CHECK(torch::allclose(pf[i], pr[i], 1e-6, 1e-7));
+  }
+}
+
+TEST_CASE("clip_grad_norm equals torch::nn::utils::clip_grad_norm_, and leaves small gradients alone") {
+  torch::manual_seed(4);
+  for (double max_norm : {0.5, 1e3, 0.0}) {
+    std::vector<torch::Tensor> ours, ref;
+    for (auto s : std::vector<std::vector<int64_t>>{{4, 3}, {9}, {2, 2, 2}}) {
+      auto p = torch::zeros(s, torch::requires_grad());
+      p.mutable_grad() = torch::randn(s);
+      ref.push_back(p);
+      ours.push_back(p.grad().clone());
+    }
+    const auto before = torch::cat({ours[0].flatten(), ours[1].flatten(), ours[2].flatten()});
+    const double n = clip_grad_norm(ours, max_norm);
+    const double n_ref = torch::nn::utils::clip_grad_norm_(ref, max_norm > 0 ? max_norm : 1e30);
+    CHECK(n == doctest::Approx(n_ref).epsilon(1e-6));
+    for (size_t i = 0; i < ours.size(); ++i) CHECK(torch::allclose(ours[i], ref[i].grad(), 1e-6, 1e-7));
+    const auto after = torch::cat({ours[0].flatten(), ours[1].flatten(), ours[2].flatten()});
+    if (max_norm == 0.5) CHECK(after.norm().item<double>() == doctest::Approx(0.5).epsilon(1e-5));
+    else CHECK(torch::equal(after, before));  // no clipping: gradients untouched
   }
 }
