@@ -6,7 +6,12 @@ padding), so tokens/s compare like for like. fp32, CPU, same torch threads.
 keel and the eager loop take turns over --rounds rounds, so a slow spell on a shared machine hits
 both; the ratio printed is the median of the rounds' ratios.
 
-usage: python bench/train/bench.py build/bin/keel [--hidden 256 --layers 4 --seq 256 --batch 8 --steps 10 --rounds 5]
+With --tokenizer DIR (a Hugging Face tokenizer folder, e.g. ../shared/data/tokenizers/qwen3) the
+model gets that tokenizer's vocabulary, as a real SFT model does, and longer texts are cut to
+exactly --seq tokens on both sides; there the LM head, not the layers, is most of the work.
+
+usage: python bench/train/bench.py build/bin/keel [--hidden 256 --layers 4 --seq 256 --batch 8 --steps 10
+                                   --rounds 5 --tokenizer DIR --skip-trl]
 """
 import argparse
 import json
@@ -29,25 +34,39 @@ ap.add_argument("--seq", type=int, default=256)
 ap.add_argument("--batch", type=int, default=8)
 ap.add_argument("--steps", type=int, default=10)
 ap.add_argument("--rounds", type=int, default=5)
+ap.add_argument("--tokenizer", help="tokenizer folder (default: byte-level, vocab 288)")
 ap.add_argument("--skip-trl", action="store_true")
 a = ap.parse_args()
 a.keel = os.path.abspath(a.keel)
+if a.tokenizer:
+    a.tokenizer = os.path.abspath(a.tokenizer)
 transformers.utils.logging.set_verbosity_error()
 work = tempfile.mkdtemp(prefix="keel-bench-train-")
 os.chdir(work)
-cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 288, "hidden_size": a.hidden,
+vocab = 288
+if a.tokenizer:
+    hf_tok = transformers.AutoTokenizer.from_pretrained(a.tokenizer)
+    vocab = (len(hf_tok) + 127) // 128 * 128
+cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": vocab, "hidden_size": a.hidden,
        "intermediate_size": a.hidden * 4, "num_hidden_layers": a.layers, "num_attention_heads": max(1, a.hidden // 64),
        "num_key_value_heads": max(1, a.hidden // 64), "max_position_embeddings": 2048, "tie_word_embeddings": False}
 json.dump(cfg, open("config.json", "w"))
-subprocess.run([a.keel, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", "byte"], check=True,
-               capture_output=True)
+subprocess.run([a.keel, "init-model", "--config", "config.json", "--out", "model", "--tokenizer", a.tokenizer or "byte"],
+               check=True, capture_output=True)
 r = random.Random(0)
 alphabet = "abcdefghijklmnopqrstuvwxyz      "
-texts = ["".join(r.choice(alphabet) for _ in range(a.seq - 1)) for _ in range(a.batch * (a.steps + 2))]
+n_texts = a.batch * (a.steps + 2)
+if a.tokenizer:  # words, long enough to be cut to --seq tokens (keel: run.seq_len truncates)
+    texts = [" ".join("".join(r.choice(alphabet[:26]) for _ in range(r.randint(2, 8))) for _ in range(a.seq))
+             for _ in range(n_texts)]
+    ids = torch.tensor([hf_tok(t).input_ids[:a.seq] for t in texts])
+else:  # seq-1 bytes + EOS = seq tokens
+    texts = ["".join(r.choice(alphabet) for _ in range(a.seq - 1)) for _ in range(n_texts)]
+    ids = torch.tensor([[b for b in t.encode()] + [256] for t in texts])
 with open("data.jsonl", "w") as f:
     for t in texts:
-        f.write(json.dumps({"text": t}) + "\n")  # seq-1 bytes + EOS = seq tokens
-print(f"model: Llama hidden {a.hidden}, {a.layers} layers; batch {a.batch} x {a.seq} tokens; fp32 CPU, "
+        f.write(json.dumps({"text": t}) + "\n")
+print(f"model: Llama hidden {a.hidden}, {a.layers} layers, vocab {vocab}; batch {a.batch} x {a.seq} tokens; fp32 CPU, "
       f"{torch.get_num_threads()} threads; {a.steps} steps, first 2 not timed")
 
 # keel
@@ -82,7 +101,6 @@ def keel_round():
 model = transformers.AutoModelForCausalLM.from_pretrained("model", torch_dtype=torch.float32)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-ids = torch.tensor([[b for b in t.encode()] + [256] for t in texts])
 
 
 def eager_round():

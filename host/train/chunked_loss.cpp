@@ -6,12 +6,13 @@ using torch::indexing::Slice;
 
 std::pair<double, int64_t> cross_entropy_chunk(const torch::Tensor &logits, const torch::Tensor &labels,
                                                torch::Tensor &grad) {
-  auto logp = logits.log_softmax(-1);
-  auto nll = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
-  // d(sum of NLL)/d(logits) = softmax - one_hot(label)
-  grad.copy_(logp.exp());
+  // Log-probabilities straight into grad, the label terms read from them, then exp in place:
+  // d(sum of NLL)/d(logits) = softmax - one_hot(label), in two passes and no temporaries.
+  at::_log_softmax_out(grad, logits, 1, false);
+  const double nll = -grad.gather(1, labels.unsqueeze(1)).sum().item<double>();
+  grad.exp_();
   grad.scatter_add_(1, labels.unsqueeze(1), torch::full({labels.size(0), 1}, -1.0f, grad.options()));
-  return {nll.sum().item<double>(), labels.size(0)};
+  return {nll, labels.size(0)};
 }
 
 ChunkedLossResult chunked_loss_backward(const torch::Tensor &hidden, const torch::Tensor &labels,
@@ -26,21 +27,27 @@ ChunkedLossResult chunked_loss_backward(const torch::Tensor &hidden, const torch
   auto grad_h = torch::zeros_like(h, torch::kFloat);
   auto grad_head = torch::zeros(head.sizes(), head.options().dtype(torch::kFloat));
   auto w = head.detach().to(torch::kFloat);
-  torch::Tensor grad_buf;
+  // One logits and one gradient buffer for all chunks: a fresh 100 MB allocation per chunk would
+  // fault its pages in again every time.
+  const int64_t rows = std::min(N, chunk_rows);
+  auto logits_buf = torch::empty({rows, w.size(0)}, w.options());
+  auto grad_buf = torch::empty({rows, w.size(0)}, w.options());
   {
     torch::NoGradGuard no_grad;
     for (int64_t s = 0; s < N; s += chunk_rows) {
       const int64_t e = std::min(N, s + chunk_rows);
       auto hc = h.index({Slice(s, e)}).to(torch::kFloat);
-      auto logits = torch::matmul(hc, w.t()).contiguous();
-      if (!grad_buf.defined() || grad_buf.size(0) < e - s) grad_buf = torch::empty_like(logits);
+      auto logits = logits_buf.index({Slice(0, e - s)});
+      at::mm_out(logits, hc, w.t());
       auto g = grad_buf.index({Slice(0, e - s)});
       auto [sum, count] = loss(logits, labels.index({Slice(s, e)}).contiguous(), g);
       r.loss_sum += sum;
       r.count += count;
-      g.mul_(scale);
-      grad_h.index({Slice(s, e)}).copy_(torch::matmul(g, w));
-      grad_head.addmm_(g.t(), hc);
+      // The 1/tokens scale goes on the two small products, not on the [rows, V] gradient.
+      auto gh = grad_h.index({Slice(s, e)});
+      at::mm_out(gh, g, w);
+      gh.mul_(scale);
+      grad_head.addmm_(g.t(), hc, /*beta=*/1.0, /*alpha=*/scale);
     }
   }
   hidden.backward(grad_h.to(hidden.scalar_type()));
