@@ -1,6 +1,8 @@
 // Pipeline files: parsing, overrides, host-section schema, parameter checking.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -12,7 +14,7 @@ namespace fs = std::filesystem;
 using namespace keel;
 
 static fs::path write_toml(const std::string &name, const std::string &text) {
-  fs::path p = fs::temp_directory_path() / ("keel-test-" + name + ".toml");
+  fs::path p = temp_path("test-" + name + ".toml");
   std::ofstream(p) << text;
   return p;
 }

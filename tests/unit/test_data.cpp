@@ -2,6 +2,8 @@
 // on the byte-level tokenizer (so every id is a byte and masks are easy to read).
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -18,7 +20,7 @@ namespace {
 Tokenizer byte_tok() { return Tokenizer::byte_level({"<|endoftext|>", "<|im_start|>", "<|im_end|>"}); }
 
 fs::path write_file(const std::string &name, const std::string &text) {
-  fs::path p = fs::temp_directory_path() / ("keel-test-data-" + name);
+  fs::path p = temp_path("test-data-" + name);
   std::ofstream(p, std::ios::binary) << text;
   return p;
 }
@@ -143,7 +145,7 @@ TEST_CASE("over-long examples are truncated or dropped, and counted") {
 
 TEST_CASE("the tokenised-data cache is reused, and a changed file invalidates it") {
   Tokenizer t = byte_tok();
-  fs::path cache = fs::temp_directory_path() / "keel-test-data-cache";
+  fs::path cache = temp_path("test-data-cache");
   fs::remove_all(cache);
   fs::path p = write_file("cached.jsonl", R"({"prompt":"a","completion":"b"})" "\n");
   Dataset first = load(p, t, "chatml", 4096, {}, cache);

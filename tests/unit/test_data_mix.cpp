@@ -1,6 +1,8 @@
 // data_mix, loaded through the ABI: exact shares per batch and in the long run, state round-trips.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +23,7 @@ const PluginRegistry &registry() {
 }
 
 PipelineConfig mix_config(const std::string &params) {
-  fs::path p = fs::temp_directory_path() / "keel-data-mix.toml";
+  fs::path p = temp_path("data-mix.toml");
   std::ofstream(p) << "[[pipeline]]\nplugin = \"data_mix\"\n" << params << "\n";
   return load_pipeline_config(p, {});
 }

@@ -3,6 +3,8 @@
 // Self-BLEU against NLTK itself is tests/metrics/self_bleu_vs_nltk.py (through keel score).
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <array>
 #include <cmath>
 #include <filesystem>
@@ -27,7 +29,7 @@ const PluginRegistry &plugins() {
 }
 
 PipelineConfig one_plugin(const std::string &tag, const std::string &entry) {
-  fs::path p = fs::temp_directory_path() / ("keel-metrics-" + tag + ".toml");
+  fs::path p = temp_path("metrics-" + tag + ".toml");
   std::ofstream(p) << "[[pipeline]]\n" << entry << "\n";
   return load_pipeline_config(p, {});
 }

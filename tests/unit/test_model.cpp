@@ -1,6 +1,8 @@
 // The model: KV-cache decoding against a full forward, left padding, save/load round trips.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <filesystem>
 
 #include "checkpoint/model_folder.hpp"
@@ -87,7 +89,7 @@ TEST_CASE("top-k 1 is greedy, and stop ids end a row") {
 
 TEST_CASE("save -> load round-trips bit-exactly; a sharded folder loads the same as one file") {
   Transformer m = random_model("qwen3", true, 2);
-  fs::path dir = fs::temp_directory_path() / "keel-test-roundtrip";
+  fs::path dir = temp_path("test-roundtrip");
   fs::remove_all(dir);
   save_model(dir / "one", m, {}, torch::kFloat);
   save_model(dir / "sharded", m, {}, torch::kFloat, /*max_shard_bytes=*/20000);
@@ -165,7 +167,7 @@ struct ModelPipeline {
   PluginRegistry reg{{KEEL_PLUGIN_DIR}};
   std::unique_ptr<PluginPipeline> pipe;
   ModelPipeline(Transformer &m, const std::string &name, const std::string &entry) {
-    fs::path p = fs::temp_directory_path() / ("keel-" + name + ".toml");
+    fs::path p = temp_path(name + ".toml");
     std::ofstream(p) << "[[pipeline]]\n" << entry;
     cfg = load_pipeline_config(p, {});
     services.m = &m;

@@ -3,6 +3,8 @@
 // a save/load of the optimizer state between steps.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <filesystem>
 
 #include "train/optimizer.hpp"
@@ -38,7 +40,7 @@ TEST_CASE("FusedAdamW follows libtorch's AdamW, skips gradient-less parameters, 
   std::vector<torch::Tensor> pf, pr;
   auto fused = make<FusedAdamW>(a0, b0, pf);
   auto ref = make<torch::optim::AdamW>(a0, b0, pr);
-  const auto path = std::filesystem::temp_directory_path() / "keel-fused-adamw.pt";
+  const auto path = temp_path("fused-adamw.pt");
   for (int s = 0; s < 6; ++s) {
     for (auto *p : {&pf, &pr}) {
       (*p)[0].mutable_grad() = grads_a[s].clone();

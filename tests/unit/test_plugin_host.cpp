@@ -1,6 +1,8 @@
 // The plugin host: loading and refusing libraries, pipelines, hook order, host services, remedies.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <filesystem>
 #include <fstream>
 
@@ -25,7 +27,7 @@ static std::string load_error(const std::string &name) {
 }
 
 static PipelineConfig config(const std::string &name, const std::string &text) {
-  fs::path p = fs::temp_directory_path() / ("keel-host-" + name + ".toml");
+  fs::path p = temp_path("host-" + name + ".toml");
   std::ofstream(p) << text;
   return load_pipeline_config(p, {});
 }

@@ -2,6 +2,8 @@
 // offsets, long words, and (when ../shared has it) the real Qwen3 tokenizer.
 #include <doctest/doctest.h>
 
+#include "temp_path.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -49,7 +51,7 @@ fs::path qwen3_dir() {
 
 TEST_CASE("writes a byte-level fixture (for the tokenizer CLI and transformers tests)") {
   const char *out = std::getenv("KEEL_BYTE_LEVEL_OUT");
-  fs::path dir = out ? fs::path(out) : fs::temp_directory_path() / "keel-test-byte-level";
+  fs::path dir = out ? fs::path(out) : temp_path("test-byte-level");
   Tokenizer::byte_level({"<|endoftext|>", "<|im_start|>", "<|im_end|>"}).save(dir);
   CHECK(fs::exists(dir / "tokenizer.json"));
   CHECK(fs::exists(dir / "tokenizer_config.json"));
@@ -66,7 +68,7 @@ TEST_CASE("byte-level tokenizer: bytes and specials, exact round trip, save and 
   CHECK(ids == std::vector<int32_t>{'h', 0xC3, 0xA9, 258, ' ', 0xF0, 0x9F, 0x99, 0x82});
   CHECK(t.decode(ids) == text);
   CHECK(t.decode(ids, true) == "h\xC3\xA9 \xF0\x9F\x99\x82");
-  fs::path dir = fs::temp_directory_path() / "keel-test-byte-level-2";
+  fs::path dir = temp_path("test-byte-level-2");
   t.save(dir);
   Tokenizer u = Tokenizer::load(dir);
   CHECK(u.encode(text) == ids);
