@@ -155,12 +155,11 @@ torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &w, double ep
 torch::Tensor rope_reference(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin) {
   auto t = x.transpose(1, 2);
   auto halves = t.chunk(2, -1);
-  auto c = cos.unsqueeze(1).to(x.scalar_type()), s = sin.unsqueeze(1).to(x.scalar_type());
-  return t * c + torch::cat({-halves[1], halves[0]}, -1) * s;
+  return t * cos.unsqueeze(1) + torch::cat({-halves[1], halves[0]}, -1) * sin.unsqueeze(1);
 }
 
 torch::Tensor rope(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin) {
-  if (cpu_fp32(x) && x.size(3) % 2 == 0) return RopeFn::apply(x, cos, sin);
+  if (cpu_fp32(x) && cpu_fp32(cos) && cpu_fp32(sin) && x.size(3) % 2 == 0) return RopeFn::apply(x, cos, sin);
   return rope_reference(x, cos, sin);
 }
 

@@ -13,8 +13,8 @@ torch::Tensor rms_norm(const torch::Tensor &x, const torch::Tensor &w, double ep
 torch::Tensor rms_norm_reference(const torch::Tensor &x, const torch::Tensor &w, double eps);
 
 // Rotary embedding of x [B, T, heads, D] (last dimension contiguous; may be a view of a fused
-// projection), returned as [B, heads, T, D]. cos and sin are [B, T, D] fp32, both halves equal
-// (transformers' cat(freqs, freqs)): x * cos + rotate_half(x) * sin.
+// projection), returned as [B, heads, T, D]. cos and sin are [B, T, D] in the residual stream's
+// dtype, both halves equal (transformers' cat(freqs, freqs)): x * cos + rotate_half(x) * sin.
 torch::Tensor rope(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin);
 torch::Tensor rope_reference(const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin);
 

@@ -181,10 +181,10 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
     x = x + torch::empty_like(x).uniform_(-1, 1) * scale.to(x.scalar_type());
   }
   if (training && dropout.embedding > 0) x = torch::dropout(x, dropout.embedding, true);
-  // cos/sin [B, T, D] in fp32; rope() casts them to the compute dtype as transformers does.
+  // cos/sin [B, T, D], computed in fp32 and cast to the residual stream's dtype as transformers does.
   auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;
   auto emb = torch::cat({freqs, freqs}, -1);
-  auto cos = emb.cos(), sin = emb.sin();
+  auto cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
   for (int64_t l = 0; l < c.num_layers; ++l) {
     auto &W = layer_[static_cast<size_t>(l)];
     x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight"), c.rms_norm_eps), cos, sin, attend, cache);
