@@ -1,6 +1,7 @@
 #include "model/ops.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -86,55 +87,48 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
   }
 };
 
-// out[b, h, t] = x[b, t, h] * cos + rotate_half(x[b, t, h]) * sin, written head-major.
+// out = in * cos + sign * rotate_half(in) * sin for every (b, t, h) vector of D floats, each side
+// addressed through its own (b, t, h) strides. sign +1 is RoPE; sign -1 is its transpose, i.e. its
+// backward (the two halves of cos and sin are equal, so rotating by -sin undoes the rotation).
+using Strides = std::array<int64_t, 3>;
+void rotate(const float *in, Strides si, float *out, Strides so, const float *cos, const float *sin, int64_t B,
+            int64_t T, int64_t H, int64_t D, float sign) {
+  const int64_t half = D / 2;
+  at::parallel_for(0, B * T, grain(H * D), [&](int64_t begin, int64_t end) {
+    for (int64_t bt = begin; bt < end; ++bt) {
+      const int64_t b = bt / T, t = bt % T;
+      const float *c = cos + bt * D, *s = sin + bt * D;
+      for (int64_t h = 0; h < H; ++h) {
+        const float *x = in + b * si[0] + t * si[1] + h * si[2];
+        float *o = out + b * so[0] + t * so[1] + h * so[2];
+        for (int64_t i = 0; i < half; ++i) o[i] = x[i] * c[i] - x[i + half] * (sign * s[i]);
+        for (int64_t i = half; i < D; ++i) o[i] = x[i] * c[i] + x[i - half] * (sign * s[i]);
+      }
+    }
+  });
+}
+
+// x [B, T, H, D] (token-major, last dimension contiguous) -> RoPE(x) [B, H, T, D] (head-major).
 struct RopeFn : public torch::autograd::Function<RopeFn> {
   static torch::Tensor forward(AutogradContext *ctx, const torch::Tensor &x, const torch::Tensor &cos,
                                const torch::Tensor &sin) {
     auto xs = x.stride(3) == 1 ? x : x.contiguous();
     auto c = cos.contiguous(), s = sin.contiguous();
-    const int64_t B = xs.size(0), T = xs.size(1), H = xs.size(2), D = xs.size(3), half = D / 2;
+    const int64_t B = xs.size(0), T = xs.size(1), H = xs.size(2), D = xs.size(3);
     auto out = torch::empty({B, H, T, D}, xs.options());
-    const int64_t sb = xs.stride(0), st = xs.stride(1), sh = xs.stride(2);
-    const float *px = xs.data_ptr<float>(), *pc = c.data_ptr<float>(), *ps = s.data_ptr<float>();
-    float *po = out.data_ptr<float>();
-    at::parallel_for(0, B * T, grain(H * D), [&](int64_t begin, int64_t end) {
-      for (int64_t bt = begin; bt < end; ++bt) {
-        const int64_t b = bt / T, t = bt % T;
-        const float *cp = pc + bt * D, *sp = ps + bt * D;
-        for (int64_t h = 0; h < H; ++h) {
-          const float *xi = px + b * sb + t * st + h * sh;
-          float *o = po + ((b * H + h) * T + t) * D;
-          for (int64_t i = 0; i < half; ++i) o[i] = xi[i] * cp[i] + -xi[i + half] * sp[i];
-          for (int64_t i = half; i < D; ++i) o[i] = xi[i] * cp[i] + xi[i - half] * sp[i];
-        }
-      }
-    });
+    rotate(xs.data_ptr<float>(), {xs.stride(0), xs.stride(1), xs.stride(2)}, out.data_ptr<float>(),
+           {H * T * D, D, T * D}, c.data_ptr<float>(), s.data_ptr<float>(), B, T, H, D, 1.0f);
     ctx->save_for_backward({c, s});
     return out;
   }
 
-  // The transpose of the rotation: dx[i] = do[i] cos[i] + do[i + D/2] sin[i + D/2] in the first
-  // half, do[i] cos[i] - do[i - D/2] sin[i - D/2] in the second; written back token-major.
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const auto &c = saved[0], &s = saved[1];
     auto dout = grads[0].contiguous();
-    const int64_t B = dout.size(0), H = dout.size(1), T = dout.size(2), D = dout.size(3), half = D / 2;
+    const int64_t B = dout.size(0), H = dout.size(1), T = dout.size(2), D = dout.size(3);
     auto dx = torch::empty({B, T, H, D}, dout.options());
-    const float *pd = dout.data_ptr<float>(), *pc = c.data_ptr<float>(), *ps = s.data_ptr<float>();
-    float *px = dx.data_ptr<float>();
-    at::parallel_for(0, B * T, grain(H * D), [&](int64_t begin, int64_t end) {
-      for (int64_t bt = begin; bt < end; ++bt) {
-        const int64_t b = bt / T, t = bt % T;
-        const float *cp = pc + bt * D, *sp = ps + bt * D;
-        for (int64_t h = 0; h < H; ++h) {
-          const float *d = pd + ((b * H + h) * T + t) * D;
-          float *g = px + (bt * H + h) * D;
-          for (int64_t i = 0; i < half; ++i) g[i] = d[i] * cp[i] + d[i + half] * sp[i + half];
-          for (int64_t i = half; i < D; ++i) g[i] = d[i] * cp[i] - d[i - half] * sp[i - half];
-        }
-      }
-    });
+    rotate(dout.data_ptr<float>(), {H * T * D, D, T * D}, dx.data_ptr<float>(), {T * H * D, H * D, D},
+           saved[0].data_ptr<float>(), saved[1].data_ptr<float>(), B, T, H, D, -1.0f);
     return {dx, torch::Tensor(), torch::Tensor()};
   }
 };
