@@ -53,8 +53,12 @@ const std::vector<keel_param_spec_t> &model_schema() {
       spec("path", KEEL_PARAM_STRING, "\"\"", "Hugging Face model folder"),
       spec("dtype", KEEL_PARAM_STRING, "\"fp32\"", "training dtype", 0, 0, "fp32|bf16|fp16"),
       spec("device", KEEL_PARAM_STRING, "\"auto\"", "where to train", 0, 0, "cpu|cuda|auto"),
-      spec("chat_template", KEEL_PARAM_STRING, "\"auto\"", "chat template name", 0, 0,
-           "auto|chatml|llama3|mistral|plain"),
+      spec("chat_template", KEEL_PARAM_STRING, "\"auto\"",
+           "auto (the model's own template), a .jinja file, or a built-in: chatml, llama3, mistral, plain"),
+      spec("chat_template_name", KEEL_PARAM_STRING, "\"default\"",
+           "which of the tokenizer's named chat templates, where it has a list"),
+      spec("template_kwargs", KEEL_PARAM_TABLE, "{}",
+           "extra variables for the chat template, e.g. { enable_thinking = false }"),
   };
   return s;
 }

@@ -1,119 +1,225 @@
 #include "data/chat_template.hpp"
 
+#include <fstream>
+#include <sstream>
+
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include "common/errors.hpp"
+#include "jinja/template.hpp"
 #include "tokenizer/tokenizer.hpp"
-#include "tokenizer/utf8.hpp"
 
 namespace keel {
+namespace {
 
-std::string ChatTemplate::detect(std::string_view j) {
-  if (j.find("<|im_start|>") != std::string_view::npos) return "chatml";
-  if (j.find("<|start_header_id|>") != std::string_view::npos) return "llama3";
-  // Llama 2 also uses [INST], but with <<SYS>> blocks and other spacing: not Mistral's.
-  if (j.find("[INST]") != std::string_view::npos && j.find("<<SYS>>") == std::string_view::npos) return "mistral";
-  return "";
+using jinja::Value;
+
+// The built-ins, as Jinja: the trained part of an assistant turn (content and end-of-turn token)
+// is a {% generation %} block.
+struct Builtin {
+  const char *name, *source;
+};
+const Builtin kBuiltins[] = {
+    // Qwen's ChatML without a default system prompt.
+    {"chatml",
+     "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' }}{% if m.role == 'assistant' %}{% generation %}"
+     "{{ m.content }}<|im_end|>{% endgeneration %}{% else %}{{ m.content }}<|im_end|>{% endif %}{{ '\\n' }}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"},
+    // Meta-Llama-3-Instruct's: BOS first, contents trimmed.
+    {"llama3",
+     "{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' }}"
+     "{% if m.role == 'assistant' %}{% generation %}{{ m.content | trim }}<|eot_id|>{% endgeneration %}"
+     "{% else %}{{ m.content | trim }}<|eot_id|>{% endif %}{% endfor %}"
+     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"},
+    // Mistral-Instruct's: a system message goes before the next user message.
+    {"mistral",
+     "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] "
+     "{% if not loop.first and messages[loop.index0 - 1].role == 'system' %}"
+     "{{ messages[loop.index0 - 1].content + '\\n\\n' }}{% endif %}{{ m.content }} [/INST]"
+     "{% elif m.role == 'assistant' %}{% generation %}{{ m.content }}{{ eos_token }}{% endgeneration %}{% endif %}"
+     "{% endfor %}"},
+    // No markers: each message on its own line, an assistant turn ends with EOS.
+    {"plain",
+     "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{{ eos_token }}"
+     "{% endgeneration %}{% if not loop.last %}{{ '\\n' }}{% endif %}{% else %}{{ m.content + '\\n' }}{% endif %}"
+     "{% endfor %}"},
+};
+
+std::string read_text(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(fmt::format("chat template {}: no such file or not readable", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-ChatTemplate ChatTemplate::resolve(std::string_view name, const Tokenizer &tok) {
-  ChatTemplate t;
-  t.bos_ = tok.bos_token;
-  t.eos_ = tok.eos_token;
-  std::string n(name);
-  if (n == "auto") {
-    if (tok.chat_template().empty()) {
-      t.why_ = "the tokenizer has no chat_template to detect a template from; set [model] chat_template to "
-               "chatml, llama3, mistral or plain";
-      return t;
-    }
-    n = detect(tok.chat_template());
-    if (n.empty()) {
-      t.why_ = "tokenizer_config.json's chat_template is none keel knows (chatml, llama3, mistral, plain); set "
-               "[model] chat_template to the one that matches";
-      return t;
+// One message as transformers hands it to the template: keys whose value is null dropped, the
+// reasoning aliased under `thinking` and `reasoning_content`.
+Value message_value(const Message &m) {
+  Value v = Value::make_dict();
+  if (m.fields.is_object()) {
+    for (auto it = m.fields.begin(); it != m.fields.end(); ++it)
+      if (!it->is_null()) v.obj->items.emplace_back(it.key(), Value::from_json(*it));
+  } else {
+    v.obj->set("role", Value::string(m.role));
+    v.obj->set("content", Value::string(m.content));
+  }
+  for (const char *k : {"reasoning_content", "thinking", "reasoning"}) {
+    const Value *r = v.obj->find(k);
+    if (!r || r->is_none()) continue;
+    Value reasoning = *r;
+    Value out = Value::make_dict();
+    out.obj->set("thinking", reasoning);
+    for (auto &kv : v.obj->items) out.obj->set(kv.first, kv.second);
+    out.obj->set("reasoning_content", reasoning);
+    return out;
+  }
+  return v;
+}
+
+}  // namespace
+
+struct ChatTemplate::Impl {
+  jinja::Template tmpl;
+  Value base;  // special tokens, then kwargs
+  std::string name, fingerprint;
+
+  // Renders messages[0..count) with the context apply_chat_template builds.
+  jinja::Rendered render(const jinja::List &messages, size_t count, bool add_generation_prompt,
+                         const ChatExtras &extras) const {
+    Value ctx = Value::make_dict();
+    ctx.obj->items = base.obj->items;
+    ctx.obj->set("messages", Value::make_list(jinja::List(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(count))));
+    ctx.obj->set("tools", extras.tools.is_null() ? Value::none() : Value::from_json(extras.tools));
+    ctx.obj->set("documents", extras.documents.is_null() ? Value::none() : Value::from_json(extras.documents));
+    ctx.obj->set("add_generation_prompt", Value::boolean(add_generation_prompt));
+    for (const auto &kv : base.obj->items)  // kwargs win over the defaults above, as in transformers
+      if (kv.first == "tools" || kv.first == "documents" || kv.first == "add_generation_prompt") ctx.obj->set(kv.first, kv.second);
+    try {
+      return tmpl.render(ctx);
+    } catch (const jinja::Error &e) {
+      if (e.raised) throw UserError(fmt::format("chat template {} raised at line {}, column {}: {}", name, e.line, e.column, e.what()));
+      throw UserError(fmt::format("chat template {}, line {}, column {}: {}", name, e.line, e.column, e.what()));
     }
   }
-  if (n == "chatml") t.kind_ = Kind::chatml;
-  else if (n == "llama3") t.kind_ = Kind::llama3;
-  else if (n == "mistral") t.kind_ = Kind::mistral;
-  else if (n == "plain") t.kind_ = Kind::plain;
-  else throw UserError(fmt::format("unknown chat template '{}', expected auto, chatml, llama3, mistral or plain", n));
+};
+
+ChatTemplate ChatTemplate::resolve(std::string_view name_in, const Tokenizer &tok, const nlohmann::json &kwargs,
+                                   std::string_view template_name) {
+  ChatTemplate t;
+  const std::string n(name_in);
+  std::string source, origin;
+  for (const Builtin &b : kBuiltins)
+    if (n == b.name) {
+      source = b.source;
+      origin = b.name;
+    }
+  if (origin.empty()) {
+    if (n == "auto") {
+      source = tok.chat_template(template_name);
+      if (source.empty()) {
+        if (template_name != "default" && !tok.chat_templates().empty()) {
+          std::string names;
+          for (const auto &kv : tok.chat_templates()) names += (names.empty() ? "" : ", ") + kv.first;
+          throw UserError(fmt::format("[model] chat_template_name = \"{}\": the tokenizer has no such template "
+                                      "(it has {})",
+                                      template_name, names));
+        }
+        return t;  // unresolved: rendering says why
+      }
+      origin = tok.chat_template_file();
+      if (template_name != "default") origin += fmt::format(" (template '{}')", template_name);
+    } else if (n.size() > 6 && n.compare(n.size() - 6, 6, ".jinja") == 0) {
+      source = read_text(n);
+      origin = n;
+    } else {
+      throw UserError(fmt::format("unknown chat template '{}', expected auto, a .jinja file, chatml, llama3, mistral or plain", n));
+    }
+  }
+  auto impl = std::make_shared<Impl>();
+  try {
+    impl->tmpl = jinja::Template::parse(source);
+  } catch (const jinja::Error &e) {
+    throw UserError(fmt::format("chat template {}, line {}, column {}: {}", origin, e.line, e.column, e.what()));
+  }
+  impl->name = origin;
+  impl->base = Value::make_dict();
+  for (const auto &[k, v] : tok.special_tokens()) impl->base.obj->set(k, Value::string(v));
+  if (kwargs.is_object())
+    for (auto it = kwargs.begin(); it != kwargs.end(); ++it) impl->base.obj->set(it.key(), Value::from_json(*it));
+  std::string key = source + '\0' + (kwargs.is_null() ? std::string() : kwargs.dump());
+  for (const auto &[k, v] : tok.special_tokens()) key += '\0' + k + '=' + v;
+  XXH128_hash_t h = XXH3_128bits(key.data(), key.size());
+  impl->fingerprint = fmt::format("{}-{:016x}{:016x}", origin, h.high64, h.low64);
+  t.impl_ = std::move(impl);
   return t;
 }
 
-std::string ChatTemplate::name() const {
-  switch (kind_) {
-    case Kind::chatml: return "chatml";
-    case Kind::llama3: return "llama3";
-    case Kind::mistral: return "mistral";
-    case Kind::plain: return "plain";
-    default: return "unresolved";
-  }
+bool ChatTemplate::resolved() const { return impl_ != nullptr; }
+
+const std::string &ChatTemplate::name() const {
+  static const std::string none = "none";
+  return impl_ ? impl_->name : none;
 }
 
-std::vector<ChatTemplate::Segment> ChatTemplate::render(const std::vector<Message> &msgs, bool gen) const {
-  if (kind_ == Kind::unresolved) throw UserError(why_);
-  std::vector<Segment> out;
-  auto add = [&](std::string text, bool trained, int m) {
-    if (text.empty()) return;
-    if (!out.empty() && out.back().trained == trained && out.back().message == m) out.back().text += text;
-    else out.push_back({std::move(text), trained, m});
-  };
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    const Message &m = msgs[i];
-    const int mi = static_cast<int>(i);
-    const bool asst = m.role == "assistant";
-    switch (kind_) {
-      case Kind::chatml:  // Qwen's: <|im_start|>role\ncontent<|im_end|>\n, no default system prompt
-        add("<|im_start|>" + m.role + "\n", false, mi);
-        add(m.content + "<|im_end|>", asst, mi);
-        add("\n", false, mi);
-        break;
-      case Kind::llama3:  // Meta-Llama-3-Instruct's: content trimmed, BOS before the first message
-        add((i == 0 ? bos_ : "") + "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n", false, mi);
-        add(std::string(utf8::trim(m.content)) + "<|eot_id|>", asst, mi);
-        break;
-      case Kind::mistral:  // Mistral-Instruct's: a system message is put before the next user message
-        if (i == 0) add(bos_, false, mi);
-        if (m.role == "system") break;
-        if (m.role == "user") {
-          std::string sys = i > 0 && msgs[i - 1].role == "system" ? msgs[i - 1].content + "\n\n" : "";
-          add("[INST] " + sys + m.content + " [/INST]", false, mi);
-        } else {
-          add(m.content + eos_, true, mi);
-        }
-        break;
-      case Kind::plain:  // no markers: each message on its own line, an assistant turn ends with EOS
-        if (asst) {
-          add(m.content + eos_, true, mi);
-          if (i + 1 < msgs.size()) add("\n", false, mi);
-        } else {
-          add(m.content + "\n", false, mi);
-        }
-        break;
-      default: break;
-    }
+const std::string &ChatTemplate::fingerprint() const { return impl_ ? impl_->fingerprint : name(); }
+
+const char *ChatTemplate::mask_method() const {
+  return impl_ && impl_->tmpl.has_generation() ? "{% generation %} blocks" : "rendering the conversation prefix by prefix";
+}
+
+ChatTemplate::Rendered ChatTemplate::render(const std::vector<Message> &messages, bool add_generation_prompt,
+                                            const ChatExtras &extras, bool with_spans) const {
+  if (!impl_)
+    throw UserError("the model has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json); "
+                    "set [model] chat_template to a .jinja file or to chatml, llama3, mistral or plain");
+  jinja::List msgs;
+  msgs.reserve(messages.size());
+  std::vector<int> assistants;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    msgs.push_back(message_value(messages[i]));
+    if (messages[i].role == "assistant") assistants.push_back(static_cast<int>(i));
   }
-  if (gen) {
-    switch (kind_) {
-      case Kind::chatml: add("<|im_start|>assistant\n", false, -1); break;
-      case Kind::llama3: add((msgs.empty() ? bos_ : "") + "<|start_header_id|>assistant<|end_header_id|>\n\n", false, -1); break;
-      case Kind::mistral: if (msgs.empty()) add(bos_, false, -1); break;
-      default: break;
+  jinja::Rendered full = impl_->render(msgs, msgs.size(), add_generation_prompt, extras);
+  Rendered out{std::move(full.text), {}};
+  if (!with_spans) return out;
+  if (impl_->tmpl.has_generation()) {
+    // The k-th block is the k-th assistant message's when the counts agree.
+    const bool matched = full.generation.size() == assistants.size();
+    for (size_t k = 0; k < full.generation.size(); ++k) {
+      auto [b, e] = full.generation[k];
+      if (e > b) out.trained.push_back({b, e, matched ? assistants[k] : -1});
     }
+    return out;
+  }
+  // No generation blocks: an assistant message's span is what rendering it adds after the prompt
+  // that precedes it (the conversation up to it with the generation prompt), without the
+  // whitespace the template puts after its end of turn. Each rendering must be a prefix of the
+  // whole, or the spans would not be the whole's.
+  for (int i : assistants) {
+    std::string prompt = impl_->render(msgs, static_cast<size_t>(i), true, extras).text;
+    std::string upto = impl_->render(msgs, static_cast<size_t>(i) + 1, false, extras).text;
+    if (upto.compare(0, prompt.size(), prompt) != 0 || out.text.compare(0, upto.size(), upto) != 0)
+      throw UserError(fmt::format(
+          "chat template {} does not render this conversation prefix by prefix (messages[{}] changes what comes "
+          "before it), so its assistant tokens cannot be found; use a template with {{% generation %}} blocks, or "
+          "train_on = \"all\"",
+          impl_->name, i));
+    size_t end = upto.size();
+    while (end > prompt.size() && (upto[end - 1] == '\n' || upto[end - 1] == ' ' || upto[end - 1] == '\t' || upto[end - 1] == '\r'))
+      --end;
+    if (end > prompt.size()) out.trained.push_back({prompt.size(), end, i});
   }
   return out;
 }
 
-std::string ChatTemplate::generation_prompt(const std::vector<Message> &messages) const {
-  std::string s;
-  for (const Segment &seg : render(messages, true)) s += seg.text;
-  return s;
+std::string ChatTemplate::generation_prompt(const std::vector<Message> &messages, const ChatExtras &extras) const {
+  return render(messages, true, extras, false).text;
 }
 
 std::string ChatTemplate::generation_prompt(std::string_view user_text) const {
-  return generation_prompt(std::vector<Message>{{"user", std::string(user_text)}});
+  return generation_prompt(std::vector<Message>{{"user", std::string(user_text), nullptr}});
 }
 
 }  // namespace keel

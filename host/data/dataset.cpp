@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace keel {
 namespace {
 
-constexpr const char *kCacheVersion = "keel-data-v1";
+constexpr const char *kCacheVersion = "keel-data-v2";  // v2: Jinja-rendered templates
 
 std::string setting(const toml::table &t, const char *key, const char *def) {
   auto v = t[key].value<std::string>();
@@ -67,7 +67,7 @@ Dataset load_dataset(const std::string &name, const toml::table &cfg, const Toke
   // The cache key covers everything the examples depend on.
   fs::path cache_file;
   if (!cache_dir.empty()) {
-    std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n", kCacheVersion, tok.fingerprint(), tmpl.name(),
+    std::string key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n", kCacheVersion, tok.fingerprint(), tmpl.fingerprint(),
                                   format_s, train_on_s, overflow, skip_bad, seq_len, path.extension().string());
     XXH3_state_t *st = XXH3_createState();
     XXH3_128bits_reset(st);

@@ -7,23 +7,17 @@
 namespace keel {
 namespace {
 
-// Encodes rendered segments as one text and labels the tokens that overlap a trained byte range,
-// as transformers' return_assistant_tokens_mask does (from the token holding the first character
-// to the token holding the last).
-Example encode_segments(const std::vector<ChatTemplate::Segment> &segs, const Tokenizer &tok, bool all,
-                        int only_message) {
-  std::string text;
-  std::vector<std::pair<uint32_t, uint32_t>> spans;
-  for (const auto &s : segs) {
-    bool trained = all || (s.trained && (only_message < 0 || s.message == only_message));
-    if (trained && !s.text.empty()) {
-      uint32_t b = static_cast<uint32_t>(text.size());
-      if (!spans.empty() && spans.back().second == b) spans.back().second += static_cast<uint32_t>(s.text.size());
-      else spans.push_back({b, b + static_cast<uint32_t>(s.text.size())});
-    }
-    text += s.text;
-  }
-  Encoding enc = tok.encode_with_offsets(text, false);
+// Encodes a rendered conversation and labels the tokens that overlap a trained byte span, as
+// transformers' return_assistant_tokens_mask does (from the token holding the first character
+// to the token holding the last). all: every token; only_message >= 0: that message's spans only.
+Example encode_rendered(const ChatTemplate::Rendered &r, const Tokenizer &tok, bool all, int only_message) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  if (all) spans.push_back({0, r.text.size()});
+  else
+    for (const auto &s : r.trained)
+      if (only_message < 0 || s.message == only_message || (s.message < 0 && &s == &r.trained.back()))
+        spans.push_back({s.begin, s.end});
+  Encoding enc = tok.encode_with_offsets(r.text, false);
   Example ex;
   ex.ids = std::move(enc.ids);
   ex.labels.assign(ex.ids.size(), kIgnoreLabel);
@@ -32,17 +26,11 @@ Example encode_segments(const std::vector<ChatTemplate::Segment> &segs, const To
     auto [a, b] = enc.offsets[i];
     while (k < spans.size() && spans[k].second <= a) ++k;
     bool hit = false;
-    for (size_t q = k; q < spans.size() && spans[q].first < std::max(b, a + 1); ++q)
+    for (size_t q = k; q < spans.size() && spans[q].first < std::max<size_t>(b, a + 1); ++q)
       if (spans[q].second > a) hit = true;
     if (hit) ex.labels[i] = ex.ids[i];
   }
   return ex;
-}
-
-std::string join(const std::vector<ChatTemplate::Segment> &segs) {
-  std::string s;
-  for (const auto &x : segs) s += x.text;
-  return s;
 }
 
 // prefix + ids + suffix, then EOS unless it is already last (as TRL appends eos_token to text).
@@ -67,24 +55,24 @@ BuiltExample build_example(const Record &r, TrainOn on, const Tokenizer &tok, co
         b.why = "no assistant message, expected at least one to train on";
         return b;
       }
-      b.example = encode_segments(tmpl.render(r.messages, false), tok, on == TrainOn::all,
+      b.example = encode_rendered(tmpl.render(r.messages, false, r.extras, on != TrainOn::all), tok, on == TrainOn::all,
                                   on == TrainOn::completion ? last : -1);
       std::vector<Message> before(r.messages.begin(), r.messages.begin() + (last < 0 ? r.messages.size() : last));
-      b.prompt = tmpl.generation_prompt(before);
+      b.prompt = tmpl.generation_prompt(before, r.extras);
       break;
     }
     case DataFormat::prompt_completion:
       if (r.conversational) {
         std::vector<Message> full = r.prompt;
         full.insert(full.end(), r.completion.begin(), r.completion.end());
-        b.prompt = tmpl.generation_prompt(r.prompt);
+        b.prompt = tmpl.generation_prompt(r.prompt, r.extras);
         if (on == TrainOn::completion) {  // TRL: everything after the prompt's tokens (with its assistant header)
           size_t n_prompt = tok.encode(b.prompt, false).size();
-          b.example.ids = tok.encode(join(tmpl.render(full, false)), false);
+          b.example.ids = tok.encode(tmpl.render(full, false, r.extras, false).text, false);
           b.example.labels = b.example.ids;
           for (size_t i = 0; i < std::min(n_prompt, b.example.labels.size()); ++i) b.example.labels[i] = kIgnoreLabel;
         } else {
-          b.example = encode_segments(tmpl.render(full, false), tok, on == TrainOn::all, -1);
+          b.example = encode_rendered(tmpl.render(full, false, r.extras, on != TrainOn::all), tok, on == TrainOn::all, -1);
         }
       } else {
         b.prompt = r.prompt_text;

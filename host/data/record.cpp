@@ -5,7 +5,7 @@
 
 #include "tokenizer/utf8.hpp"
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // key order reaches templates (tojson of tools, tool calls)
 
 namespace keel {
 
@@ -52,16 +52,19 @@ bool parse_messages(const json &j, const char *what, std::vector<Message> &out, 
       return false;
     }
     const std::string &r = role->get_ref<const std::string &>();
-    if (r != "system" && r != "user" && r != "assistant") {
-      why = fmt::format("{}[{}]: unknown role '{}', expected system, user or assistant", what, i, r);
+    if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
+      why = fmt::format("{}[{}]: unknown role '{}', expected system, user, assistant or tool", what, i, r);
       return false;
     }
+    // content: a string, a list of content parts, or (a tool call's turn) absent or null.
     auto content = m.find("content");
-    if (content == m.end() || !content->is_string()) {
-      why = fmt::format("{}[{}].content must be a string, got {}", what, i, content == m.end() ? "nothing" : type_of(*content));
+    bool absent_ok = m.contains("tool_calls") && (content == m.end() || content->is_null());
+    if (!absent_ok && (content == m.end() || !(content->is_string() || content->is_array()))) {
+      why = fmt::format("{}[{}].content must be a string or a list of content parts, got {}", what, i,
+                        content == m.end() ? "nothing" : type_of(*content));
       return false;
     }
-    out.push_back({r, content->get<std::string>()});
+    out.push_back({r, content != m.end() && content->is_string() ? content->get<std::string>() : std::string(), m});
   }
   return true;
 }
@@ -98,6 +101,14 @@ std::optional<Record> parse_jsonl_record(std::string_view line, std::optional<Da
     why = fmt::format("a {} line in a {} dataset, expected every line in one format", format_name(r.format),
                       format_name(*expected));
     return std::nullopt;
+  }
+  for (const char *k : {"tools", "documents"}) {
+    if (!j.contains(k) || j[k].is_null()) continue;
+    if (!j[k].is_array()) {
+      why = fmt::format("'{}' must be an array, got {}", k, type_of(j[k]));
+      return std::nullopt;
+    }
+    (k[0] == 't' ? r.extras.tools : r.extras.documents) = j[k];
   }
   switch (r.format) {
     case DataFormat::messages:

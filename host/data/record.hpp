@@ -21,6 +21,7 @@ struct Record {
   std::vector<Message> prompt, completion;  // conversational prompt/completion
   std::string prompt_text, completion_text;  // string prompt/completion
   std::string text;                          // text
+  ChatExtras extras;                         // the line's "tools" and "documents", for the template
 };
 
 // Parses a JSONL line. `expected` (when set) is the source's format: a line of another format is

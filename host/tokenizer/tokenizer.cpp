@@ -96,16 +96,20 @@ Tokenizer Tokenizer::load(const fs::path &dir_or_json) {
     cfg_text = read_file(cfg_file);
     cfg = parse_json(cfg_text, cfg_file.string());
   }
-  // transformers v5 saves the chat template beside the config, as chat_template.jinja.
+  // transformers v5 saves the chat template beside the config, as chat_template.jinja; where both
+  // exist, transformers takes the file.
   fs::path jinja = file.parent_path() / "chat_template.jinja";
-  if (fs::exists(jinja) && !(cfg.is_object() && cfg.contains("chat_template"))) {
+  fs::path template_file = cfg_file;
+  if (fs::exists(jinja)) {
     std::string tmpl = read_file(jinja);
     if (!cfg.is_object()) cfg = json::object();
     cfg["chat_template"] = tmpl;
     cfg_text += tmpl;
+    template_file = jinja;
   }
   try {
     Tokenizer t = from_json(parse_json(text, file.string()), std::move(cfg), file.string());
+    t.chat_template_file_ = template_file.string();
     XXH3_state_t *st = XXH3_createState();
     XXH3_128bits_reset(st);
     XXH3_128bits_update(st, text.data(), text.size());
@@ -164,10 +168,26 @@ Tokenizer Tokenizer::from_json(json tj, json config, std::string source) {
 
     if (config.is_object() && config.contains("chat_template")) {
       const json &ct = config["chat_template"];
-      if (ct.is_string()) t.chat_template_ = ct.get<std::string>();
+      if (ct.is_string()) t.chat_templates_.emplace_back("default", ct.get<std::string>());
       else if (ct.is_array())
         for (const json &c : ct)
-          if (c.value("name", "") == "default") t.chat_template_ = c.value("template", "");
+          if (c.is_object() && c.contains("name") && c["name"].is_string() && c.contains("template") && c["template"].is_string())
+            t.chat_templates_.emplace_back(c["name"].get<std::string>(), c["template"].get<std::string>());
+    }
+    // transformers passes these to the template: the named special tokens, any other *_token
+    // string of the config, and the named extra_special_tokens.
+    if (config.is_object()) {
+      for (auto it = config.begin(); it != config.end(); ++it) {
+        const std::string &k = it.key();
+        if (k.size() > 6 && k.compare(k.size() - 6, 6, "_token") == 0) {
+          std::string v = token_text(config, k.c_str());
+          if (!v.empty() || (it->is_string())) t.special_tokens_.emplace_back(k, v);
+        }
+      }
+      if (config.contains("extra_special_tokens") && config["extra_special_tokens"].is_object())
+        for (auto it = config["extra_special_tokens"].begin(); it != config["extra_special_tokens"].end(); ++it)
+          if (it->is_string()) t.special_tokens_.emplace_back(it.key(), it->get<std::string>());
+          else if (it->is_object() && it->contains("content")) t.special_tokens_.emplace_back(it.key(), (*it)["content"].get<std::string>());
     }
   } catch (const json::exception &e) {
     throw UserError(fmt::format("{}: unexpected structure ({})", source, e.what()));

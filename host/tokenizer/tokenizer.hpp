@@ -67,8 +67,18 @@ class Tokenizer {
   // The post-processor's tokens around a single sequence (what add_special adds).
   const std::vector<int32_t> &special_prefix() const { return prefix_; }
   const std::vector<int32_t> &special_suffix() const { return suffix_; }
-  // tokenizer_config.json's chat_template ("" when there is none).
-  const std::string &chat_template() const { return chat_template_; }
+  // The model's chat template named `name` ("default": the plain string form), "" when there is
+  // none: chat_template.jinja beside tokenizer.json, else tokenizer_config.json's chat_template.
+  std::string chat_template(std::string_view name = "default") const {
+    for (const auto &[n, t] : chat_templates_)
+      if (n == name) return t;
+    return "";
+  }
+  const std::vector<std::pair<std::string, std::string>> &chat_templates() const { return chat_templates_; }
+  // The file the chat template came from (for error messages).
+  const std::string &chat_template_file() const { return chat_template_file_; }
+  // What transformers gives a chat template as special tokens: bos_token, eos_token, ... (name, text).
+  const std::vector<std::pair<std::string, std::string>> &special_tokens() const { return special_tokens_; }
   // A hash of tokenizer.json and tokenizer_config.json, for caches keyed by the tokenizer.
   const std::string &fingerprint() const { return fingerprint_; }
 
@@ -87,7 +97,8 @@ class Tokenizer {
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<AddedTokens> added_;
   std::vector<int32_t> prefix_, suffix_;
-  std::string chat_template_, fingerprint_;
+  std::vector<std::pair<std::string, std::string>> chat_templates_, special_tokens_;
+  std::string chat_template_file_, fingerprint_;
 };
 
 }  // namespace keel

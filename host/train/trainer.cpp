@@ -25,6 +25,7 @@
 #include "data/record.hpp"
 #include "generate/generate.hpp"
 #include "logging/log.hpp"
+#include "plugin_host/params.hpp"
 #include "plugin_host/pipeline.hpp"
 #include "report/report.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -241,7 +242,11 @@ class Trainer {
     spdlog::info("loading {} on {}", model_path, device_.str());
     model_ = load_model(model_path, device_, torch::kFloat);
     tok_ = std::make_unique<Tokenizer>(Tokenizer::load(model_path));
-    tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::resolve(*d["model"]["chat_template"].value<std::string>(), *tok_));
+    tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::resolve(*d["model"]["chat_template"].value<std::string>(), *tok_,
+                                                                 to_json_value(*d["model"]["template_kwargs"].node()),
+                                                                 *d["model"]["chat_template_name"].value<std::string>()));
+    if (tmpl_->resolved())
+      spdlog::info("chat template: {}; assistant tokens found by {}", tmpl_->name(), tmpl_->mask_method());
     const fs::path cache = fs::path(*d["run"]["output_dir"].value<std::string>()) / ".cache";
     uint64_t k = 0;
     for (auto &&[name, src] : *d["data"].as_table()) {
@@ -411,8 +416,7 @@ class Trainer {
       }
       std::string text;
       if (j.is_object() && j.contains("prompt") && j["prompt"].is_string())
-        text = tmpl_->kind() == ChatTemplate::Kind::unresolved ? j["prompt"].get<std::string>()
-                                                               : tmpl_->generation_prompt(j["prompt"].get<std::string>());
+        text = tmpl_->resolved() ? tmpl_->generation_prompt(j["prompt"].get<std::string>()) : j["prompt"].get<std::string>();
       else if (j.is_object() && j.contains("text") && j["text"].is_string())
         text = j["text"].get<std::string>();
       else
