@@ -9,6 +9,7 @@
 #include "common/errors.hpp"
 #include "jinja/template.hpp"
 #include "tokenizer/tokenizer.hpp"
+#include "tokenizer/utf8.hpp"
 
 namespace keel {
 namespace {
@@ -193,23 +194,55 @@ ChatTemplate::Rendered ChatTemplate::render(const std::vector<Message> &messages
     }
     return out;
   }
-  // No generation blocks: an assistant message's span is what rendering it adds after the prompt
-  // that precedes it (the conversation up to it with the generation prompt), without the
-  // whitespace the template puts after its end of turn. Each rendering must be a prefix of the
-  // whole, or the spans would not be the whole's.
+  // No generation blocks. An assistant message's span is what rendering it adds after the prompt
+  // that precedes it (the conversation up to it, with the generation prompt), where the template
+  // renders the conversation prefix by prefix: the prompt may differ from the longer rendering in
+  // trailing whitespace only, and the span ends before the whitespace that follows the turn.
+  // Templates that render the last turn differently from earlier ones (Qwen 3's think blocks,
+  // dates, tool preambles) break that; for such a message the span is its content, found in the
+  // whole rendering after the previous span, through the end-of-turn text the template writes
+  // after it.
+  auto rstrip = [](const std::string &s) {
+    size_t e = s.size();
+    while (e > 0 && (s[e - 1] == '\n' || s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r')) --e;
+    return e;
+  };
+  size_t cursor = 0;
   for (int i : assistants) {
     std::string prompt = impl_->render(msgs, static_cast<size_t>(i), true, extras).text;
     std::string upto = impl_->render(msgs, static_cast<size_t>(i) + 1, false, extras).text;
-    if (upto.compare(0, prompt.size(), prompt) != 0 || out.text.compare(0, upto.size(), upto) != 0)
+    const size_t p = rstrip(prompt), u = rstrip(upto);
+    if (upto.compare(0, p, prompt, 0, p) == 0 && out.text.compare(0, u, upto, 0, u) == 0) {
+      size_t begin = p;
+      while (begin < prompt.size() && begin < upto.size() && prompt[begin] == upto[begin]) ++begin;
+      if (u > begin) out.trained.push_back({begin, u, i});
+      cursor = std::max(cursor, u);
+      continue;
+    }
+    std::string content(utf8::trim(messages[static_cast<size_t>(i)].content));
+    if (content.empty()) continue;  // nothing of it to find: an empty turn trains nothing here
+    size_t in_upto = upto.rfind(content);
+    size_t at = out.text.find(content, cursor);
+    if (in_upto == std::string::npos || at == std::string::npos) {
+      // Templates that drop an earlier turn's reasoning keep what follows its </think>.
+      size_t think = content.rfind("</think>");
+      if (think != std::string::npos) {
+        content = std::string(utf8::trim(std::string_view(content).substr(think + 8)));
+        in_upto = content.empty() ? std::string::npos : upto.rfind(content);
+        at = content.empty() ? std::string::npos : out.text.find(content, cursor);
+      }
+    }
+    if (in_upto == std::string::npos || at == std::string::npos)
       throw UserError(fmt::format(
-          "chat template {} does not render this conversation prefix by prefix (messages[{}] changes what comes "
-          "before it), so its assistant tokens cannot be found; use a template with {{% generation %}} blocks, or "
-          "train_on = \"all\"",
+          "chat template {} renders messages[{}] differently alone and in the whole conversation, and its content "
+          "cannot be found in the rendering, so its assistant tokens cannot be found; use a template with "
+          "{{% generation %}} blocks, or train_on = \"all\"",
           impl_->name, i));
-    size_t end = upto.size();
-    while (end > prompt.size() && (upto[end - 1] == '\n' || upto[end - 1] == ' ' || upto[end - 1] == '\t' || upto[end - 1] == '\r'))
-      --end;
-    if (end > prompt.size()) out.trained.push_back({prompt.size(), end, i});
+    std::string eot = upto.substr(in_upto + content.size(), u > in_upto + content.size() ? u - in_upto - content.size() : 0);
+    size_t end = at + content.size();
+    if (!eot.empty() && out.text.compare(end, eot.size(), eot) == 0) end += eot.size();
+    out.trained.push_back({at, end, i});
+    cursor = end;
   }
   return out;
 }

@@ -969,7 +969,7 @@ bool is_test(std::string_view name) { return tests().count(name) > 0; }
 
 Value apply_filter(const std::string &name, const Value &v, Args &args) {
   auto it = filters().find(name);
-  if (it == filters().end()) throw Error(fmt::format("no filter named '{}'", name));
+  if (it == filters().end()) throw Error(fmt::format("no filter named '{}' (jinja2 has none, or keel does not support it)", name));
   if (v.is_undefined() && name != "default" && name != "d" && name != "length" && name != "count" && name != "list" &&
       name != "string" && name != "join" && name != "items" && name != "first" && name != "last" && name != "trim" &&
       name != "upper" && name != "lower" && name != "safe" && name != "escape" && name != "e" && name != "int" &&
@@ -982,7 +982,7 @@ Value apply_filter(const std::string &name, const Value &v, Args &args) {
 
 bool apply_test(const std::string &name, const Value &v, Args &args) {
   auto it = tests().find(name);
-  if (it == tests().end()) throw Error(fmt::format("no test named '{}'", name));
+  if (it == tests().end()) throw Error(fmt::format("no test named '{}' (jinja2 has none, or keel does not support it)", name));
   return it->second(v, args);
 }
 
