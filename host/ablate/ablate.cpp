@@ -83,14 +83,14 @@ AblationPlan plan_ablation(const fs::path &grid_file, const std::vector<std::str
     throw UserError(fmt::format("{}: no [[variant]] entries (each needs a name)", grid_file.string()));
   fs::create_directories(plan.output_dir);
   std::set<std::string> names;
-  static const std::regex good_name("[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*");
+  static const std::regex good_name("[A-Za-z0-9_][A-Za-z0-9_.]*(-[A-Za-z0-9_.]+)*");  // never ".." or ".x"
   for (const auto &vn : *variants) {
     const toml::table *v = vn.as_table();
     if (!v) throw UserError(fmt::format("{}: a [[variant]] must be a table", where(grid_file, vn)));
     check_keys(grid_file, *v, {"name", "base", "remove", "add", "set"}, "[[variant]]");
     const std::string name = (*v)["name"].value_or(std::string());
     if (!std::regex_match(name, good_name))
-      throw UserError(fmt::format("{}: a variant needs a name of letters, digits, '_', '.' or '-'", where(grid_file, vn)));
+      throw UserError(fmt::format("{}: a variant needs a name of letters, digits, '_', '.' or '-', not starting with '.'", where(grid_file, vn)));
     if (!names.insert(name).second)
       throw UserError(fmt::format("{}: variant '{}' is named twice", where(grid_file, vn), name));
     const fs::path base_file = (*v)["base"].value_or(base);

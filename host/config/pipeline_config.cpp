@@ -77,6 +77,8 @@ const std::vector<keel_param_spec_t> &data_source_schema() {
 const std::vector<keel_param_spec_t> &eval_schema() {
   static const std::vector<keel_param_spec_t> s = {
       spec("prompts", KEEL_PARAM_STRING, "\"\"", "probe prompts JSONL (empty: held-out target prompts)"),
+      spec("data", KEEL_PARAM_STRING, "\"\"",
+           "held-out examples (any dataset format) whose mean token loss is eval_loss (empty: none)"),
       spec("num_prompts", KEEL_PARAM_INT, "64", "held-out probe prompts when prompts is empty", 1, 1e6),
       spec("max_new_tokens", KEEL_PARAM_INT, "96", "tokens generated per probe", 1, 1e6),
       spec("temperature", KEEL_PARAM_FLOAT, "0.7", "sampling temperature (0 = greedy)", 0, 100),
@@ -183,6 +185,18 @@ toml::table parse_override_value(const std::string &text) {
   }
 }
 
+// Names become file and folder names (run folders, cache files): one path component of letters,
+// digits, '_', '-' and '.', not starting with '.', so that none writes outside output_dir.
+static void check_name(const toml::node &node, const char *what, const fs::path &file, const toml::node *place = nullptr) {
+  const std::string name = node.value<std::string>().value_or("");
+  bool ok = !name.empty() && name[0] != '.';
+  for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+  if (!ok)
+    throw UserError(fmt::format("{}: {} '{}' is not allowed: use letters, digits, '_', '-' and '.', not starting with "
+                                "'.' (it names a folder or file under output_dir)",
+                                region(file, (place ? *place : node).source()), what, name));
+}
+
 std::string PipelineConfig::run_name() const { return *doc["run"]["name"].value<std::string>(); }
 
 fs::path PipelineConfig::run_dir() const {
@@ -215,6 +229,7 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
     if (!cfg.doc.get("run")) cfg.doc.insert("run", toml::table{});
     cfg.doc["run"].as_table()->insert("name", file.stem().string());
   }
+  check_name(*cfg.doc["run"]["name"].node(), "[run] name", file);  // before the section is resolved: its place
   check_section(cfg.doc, "run", run_schema(), file, "[run]");
   check_section(cfg.doc, "optim", optim_schema(), file, "[optim]");
   check_section(cfg.doc, "model", model_schema(), file, "[model]");
@@ -232,6 +247,7 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
                                     region(file, src.source()), name.str(), name.str()));
       check_section(*sources, std::string(name.str()), data_source_schema(), file,
                     fmt::format("[data.{}]", name.str()));
+      check_name(toml::value<std::string>(std::string(name.str())), "a [data.<name>] source's name", file, &src);
     }
   }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -258,6 +259,13 @@ class Trainer {
       sources_.add(std::move(ds), seed_ + 1000003 * ++k);
     }
     load_probe_file();
+    // The held-out set of [eval] data: eval_loss at every evaluation (what the run learned).
+    if (const std::string held = *d["eval"]["data"].value<std::string>(); !held.empty()) {
+      toml::table src{{"path", held}};
+      Dataset ds = load_dataset("eval", src, *tok_, *tmpl_, seq_len_, cache);
+      spdlog::info("eval data: {} examples, {} tokens", ds.examples.size(), ds.stats.tokens);
+      held_out_ = std::move(ds.examples);
+    }
     // Generation ends at the tokenizer's and the model's EOS and at the template's end of turn.
     std::vector<int64_t> stops(model_->config().eos_token_ids);
     if (tok_->eos_id) stops.push_back(*tok_->eos_id);
@@ -280,9 +288,7 @@ class Trainer {
                             static_cast<int32_t>(*d["eval"]["max_new_tokens"].value<int64_t>())};
     eval_seed_ = static_cast<uint64_t>(*d["eval"]["seed"].value<int64_t>());
     pipeline_ = std::make_unique<PluginPipeline>(cfg, reg, services_);
-    if (sources_.size() > 1 && !pipeline_->data_plugin())
-      spdlog::warn("{} data sources but no data plugin (e.g. data_mix): only '{}' is used", sources_.size(),
-                   sources_.dataset(0).name);
+    // (Several sources without a data plugin were refused before the model loaded: train_cmd.cpp.)
     make_optimizer();
   }
 
@@ -305,8 +311,7 @@ class Trainer {
   int run() {
     write_resolved_config();
     int64_t start = 0;
-    if (opt_.resume) start = resume();
-    else fs::remove_all(run_dir_ / "checkpoints");
+    if (opt_.resume) start = resume();  // prepare_run_dir made sure there is a checkpoint
     metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
     tb_ = std::make_unique<TensorBoardWriter>(run_dir_ / "tensorboard");
     std::signal(SIGINT, on_signal);
@@ -389,7 +394,7 @@ class Trainer {
     for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);
     if (static_cast<int64_t>(idx.size()) > want) idx.resize(static_cast<size_t>(want));
     if (idx.size() * 2 > ds.examples.size() || idx.empty()) {
-      spdlog::warn("data.{}: too few prompts to hold out a probe set; evaluation is off (set [eval] prompts)", ds.name);
+      spdlog::warn("data.{}: too few prompts to hold out a probe set; no generations are evaluated (set [eval] prompts)", ds.name);
       return;
     }
     std::sort(idx.begin(), idx.end());
@@ -634,11 +639,63 @@ class Trainer {
   };
 
   // ---- evaluation, alarms, remedies ---------------------------------------------------------------
+  // Mean loss per trained token of the held-out set, teacher-forced, in eval mode (no dropout).
+  double held_out_loss() {
+    torch::NoGradGuard no_grad;
+    const auto head = model_->lm_head_weight();
+    double sum = 0;
+    int64_t count = 0;
+    const size_t per_batch = 8;
+    for (size_t i = 0; i < held_out_.size(); i += per_batch) {
+      const size_t n = std::min(per_batch, held_out_.size() - i);
+      int64_t T = 0;
+      for (size_t k = 0; k < n; ++k) T = std::max<int64_t>(T, static_cast<int64_t>(held_out_[i + k].ids.size()));
+      const int64_t B = static_cast<int64_t>(n);
+      auto ids = torch::full({B, T}, tok_->pad_id.value_or(tok_->eos_id.value_or(0)), torch::kInt64);
+      auto labels = torch::full({B, T}, static_cast<int64_t>(kIgnoreLabel), torch::kInt64);
+      auto ia = ids.accessor<int64_t, 2>();
+      auto la = labels.accessor<int64_t, 2>();
+      for (size_t k = 0; k < n; ++k) {
+        const Example &e = held_out_[i + k];
+        for (size_t t = 0; t < e.ids.size(); ++t) {
+          ia[static_cast<int64_t>(k)][static_cast<int64_t>(t)] = e.ids[t];
+          if (t + 1 < e.ids.size()) la[static_cast<int64_t>(k)][static_cast<int64_t>(t)] = e.labels[t + 1];
+        }
+      }
+      auto pos = torch::arange(T, torch::kInt64).repeat({B, 1});
+      torch::Tensor hidden;
+      {
+        AutocastScope ac(device_, compute_dtype_);
+        hidden = model_->hidden(ids.to(device_), pos.to(device_));
+      }
+      auto flat = labels.view({-1});
+      auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1);
+      if (rows.numel() == 0) continue;
+      auto sel = hidden.view({B * T, -1}).index_select(0, rows.to(device_));
+      auto lab = flat.index_select(0, rows).to(device_);
+      const int64_t chunk = auto_chunk_rows(head.size(0));
+      for (int64_t a = 0; a < sel.size(0); a += chunk) {
+        const int64_t b = std::min(sel.size(0), a + chunk);
+        auto logits = torch::matmul(sel.slice(0, a, b).to(torch::kFloat), head.to(torch::kFloat).t());
+        sum += torch::nn::functional::cross_entropy(
+                   logits, lab.slice(0, a, b), torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                   .item<double>();
+      }
+      count += sel.size(0);
+    }
+    return count ? sum / static_cast<double>(count) : 0.0;
+  }
+
   void evaluate(int64_t step) {
-    if (probes_.empty()) return;
+    if (probes_.empty() && held_out_.empty()) return;
     const auto t0 = std::chrono::steady_clock::now();
     const bool was = model_->training;
     model_->training = false;
+    if (!held_out_.empty()) {
+      const double l = held_out_loss();
+      services_.metrics["eval_loss"] = {l, false, "", step, "keel"};
+      services_.metrics["eval_loss.ppl"] = {std::exp(l), false, "", step, "keel"};
+    }
     SamplingSettings s;
     const auto &g = services_.generation;
     s.temperature = g.temperature;
@@ -650,7 +707,7 @@ class Trainer {
     s.stop_ids = stop_ids_;
     std::vector<std::vector<int64_t>> prompts;
     for (const auto &p : probes_) prompts.push_back(p.ids);
-    std::vector<Generation> gens;
+    std::vector<Generation> gens;  // (none without probes: the held-out loss alone)
     const int64_t eval_batch = 64;
     for (size_t i = 0; i < prompts.size(); i += eval_batch) {
       std::vector<std::vector<int64_t>> part(prompts.begin() + static_cast<long>(i),
@@ -682,7 +739,7 @@ class Trainer {
     }
     keel_eval_batch_t batch{sizeof(keel_eval_batch_t), step, s.temperature, ptrs.data(), static_cast<uint32_t>(ptrs.size())};
     services_.step = step;
-    pipeline_->on_eval(batch);
+    if (!probes_.empty()) pipeline_->on_eval(batch);
     model_->training = was;
     eval_secs_ += seconds_since(t0);
 
@@ -784,10 +841,7 @@ class Trainer {
 
   int64_t resume() {
     auto all = list_checkpoints(run_dir_ / "checkpoints");
-    if (all.empty()) {
-      spdlog::warn("--resume: no checkpoint in {}; starting from step 0", (run_dir_ / "checkpoints").string());
-      return 0;
-    }
+    if (all.empty()) throw UserError(fmt::format("--resume: no checkpoint in {}", (run_dir_ / "checkpoints").string()));
     const auto &c = all.back();
     load_weights(c.path);
     torch::Tensor rng;
@@ -881,6 +935,7 @@ class Trainer {
   DataSources sources_;
   std::vector<DatasetStats> stats_;
   std::vector<Probe> probes_;
+  std::vector<Example> held_out_;  // [eval] data
   std::vector<int64_t> stop_ids_;
   TrainerServices services_;
   std::unique_ptr<PluginPipeline> pipeline_;
@@ -916,7 +971,42 @@ int run_eval(const PipelineConfig &config, const PluginRegistry &registry, const
   return 0;
 }
 
+// Before anything loads: a run's checkpoints are never lost to a forgotten flag. Without --resume a
+// run that has checkpoints (or a final export) is refused unless --overwrite, which moves it aside
+// whole; --resume needs a checkpoint to continue from. A run folder with no checkpoint holds
+// nothing to continue from: its old metrics, samples and event files are cleared, so the new run's
+// rows are not appended to them.
+void prepare_run_dir(const fs::path &dir, const TrainOptions &opt) {
+  const auto ckpts = list_checkpoints(dir / "checkpoints");
+  if (opt.resume) {
+    if (ckpts.empty())
+      throw UserError(fmt::format("--resume: {} has no checkpoint to continue from (looked in {}); run without --resume "
+                                  "to start it",
+                                  dir.string(), (dir / "checkpoints").string()));
+    return;
+  }
+  const bool has_final = fs::exists(dir / "final" / "config.json");
+  if (ckpts.empty() && !has_final) {
+    for (const char *stale : {"metrics.jsonl", "tensorboard", "samples", "report.html"}) fs::remove_all(dir / stale);
+    return;
+  }
+  const std::string what = ckpts.empty() ? "a finished model (final/)"
+                                         : fmt::format("checkpoints up to step {}", ckpts.back().step);
+  if (!opt.overwrite)
+    throw UserError(fmt::format("{} has {}: --resume to continue, or --overwrite to start over (the old run is moved "
+                                "aside, not deleted)",
+                                dir.string(), what));
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::localtime(&now));
+  fs::path aside = dir.string() + ".replaced-" + stamp;
+  for (int k = 2; fs::exists(aside); ++k) aside = dir.string() + ".replaced-" + stamp + "-" + std::to_string(k);
+  fs::rename(dir, aside);
+  spdlog::warn("--overwrite: the old run ({}) is now {}", what, aside.string());
+}
+
 int run_training(const PipelineConfig &config, const PluginRegistry &registry, const TrainOptions &options) {
+  prepare_run_dir(config.run_dir(), options);
   Trainer t(config, registry, options);
   if (const char *f = std::getenv("KEEL_TEST_NONFINITE_STEPS")) {
     const char *dash = std::strchr(f, '-');

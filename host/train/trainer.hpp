@@ -11,7 +11,8 @@ namespace keel {
 
 struct TrainOptions {
   bool resume = false;
-  bool progress = true;  // a progress bar when stderr is a terminal
+  bool progress = true;    // a progress bar when stderr is a terminal
+  bool overwrite = false;  // start over a run that has checkpoints (the old run is moved aside)
 };
 
 // Runs the pipeline; returns the exit code (0, or 1 after a stop for non-finite steps).
