@@ -7,6 +7,7 @@
 Writes, into OUT (default examples/demo/data/):
   target.jsonl    SFT set: "What does X mean?" -> one house-style answer built from WordNet's gloss
   probe.jsonl     held-out probe prompts (words never in target.jsonl), for the collapse metrics
+  heldout.jsonl   the same held-out words with their house-style answers, for eval_loss
   general.jsonl   general text (KJV passages) mixed into SFT batches
   pretrain.jsonl  the corpus the demo base model was pretrained on (KJV + WordNet glosses)
 
@@ -141,6 +142,9 @@ def main():
     question = "What does {} mean?"
     os.makedirs(args.out, exist_ok=True)
     write_jsonl(os.path.join(args.out, "probe.jsonl"), [{"prompt": question.format(q[0])} for q in probes])
+    write_jsonl(os.path.join(args.out, "heldout.jsonl"),
+                [{"messages": [{"role": "user", "content": question.format(q[0])},
+                               {"role": "assistant", "content": answer(*q)}]} for q in probes])
     write_jsonl(os.path.join(args.out, "target.jsonl"),
                 [{"messages": [{"role": "user", "content": question.format(q[0])},
                                {"role": "assistant", "content": answer(*q)}]} for q in target])
