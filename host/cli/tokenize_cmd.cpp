@@ -142,9 +142,12 @@ int run_render(const Opts &o, const Tokenizer &tok, const ChatTemplate &tmpl) {
   if (o.bench) {
     auto t0 = std::chrono::steady_clock::now();
     size_t bytes = 0;
-    for (const auto &r : records) {
-      render_one(r, &text, &prompt);
-      bytes += text.size();
+    for (const auto &[n, r] : records) {  // the conversation's text only, as the benchmark's peer does
+      try {
+        bytes += tmpl.render(r.messages, false, r.extras, false).text.size();
+      } catch (const UserError &e) {
+        throw UserError(fmt::format("{}:{}: {}", o.dataset, n, e.what()));
+      }
     }
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("{\"conversations\": %zu, \"bytes\": %zu, \"seconds\": %.6f}\n", records.size(), bytes, sec);

@@ -73,7 +73,8 @@ bool is_filter(std::string_view name);
 bool is_test(std::string_view name);
 Value apply_filter(const std::string &name, const Value &v, Args &args);
 bool apply_test(const std::string &name, const Value &v, Args &args);
-// obj.name: a bound method when obj's type has one, else nullopt-like undefined with found=false.
+// obj.name: whether obj's type has that method, and the method bound to obj.
+bool has_method(const Value &obj, std::string_view name);
 bool find_method(const Value &obj, std::string_view name, Value &out);
 Value call_method(const Value &obj, std::string_view name, Args &args);
 Value global_value(std::string_view name);  // range, dict, namespace, raise_exception, ...; undefined if none

@@ -4,6 +4,7 @@
 // operators.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <unordered_map>
 
@@ -204,7 +205,8 @@ Value slice(const Value &obj, const Value &a, const Value &b, const Value &c) {
 
 Value str_method(const Value &self, std::string_view name, Args &a) {
   const std::string &s = self.s;
-  std::string what = fmt::format("str.{}()", name);
+  char what[64];  // for messages; formatted without allocating, as methods are called per message
+  std::snprintf(what, sizeof what, "str.%.*s()", static_cast<int>(std::min<size_t>(name.size(), 40)), name.data());
   auto done = [&](Value v) {
     a.done(what);
     return v;
@@ -254,10 +256,10 @@ Value str_method(const Value &self, std::string_view name, Args &a) {
     };
     if (p.is_sequence()) {
       for (const Value &x : *p.list)
-        if (test(need_str(x, what.c_str()))) return done(Value::boolean(true));
+        if (test(need_str(x, what))) return done(Value::boolean(true));
       return done(Value::boolean(false));
     }
-    return done(Value::boolean(test(need_str(p, what.c_str()))));
+    return done(Value::boolean(test(need_str(p, what))));
   }
   if (name == "replace") {
     const std::string o = need_str(a.get(0, "old"), "replace");
@@ -280,7 +282,7 @@ Value str_method(const Value &self, std::string_view name, Args &a) {
     return done(Value::string(out));
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
-    const std::string sub = need_str(a.get(0, "sub"), what.c_str());
+    const std::string sub = need_str(a.get(0, "sub"), what);
     a.done(what);
     if (name == "count") {
       if (sub.empty()) return Value::integer(static_cast<int64_t>(char_count(s)) + 1);
@@ -308,7 +310,7 @@ Value str_method(const Value &self, std::string_view name, Args &a) {
     return Value::string(std::move(out));
   }
   if (name == "removeprefix" || name == "removesuffix") {
-    const std::string x = need_str(a.get(0, "affix"), what.c_str());
+    const std::string x = need_str(a.get(0, "affix"), what);
     a.done(what);
     if (name == "removeprefix") return Value::string(s.compare(0, x.size(), x) == 0 ? s.substr(x.size()) : s);
     bool ends = s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
@@ -378,6 +380,8 @@ bool is_mutating(const Value &self, std::string_view name) {
   return false;
 }
 
+}  // namespace
+
 bool has_method(const Value &self, std::string_view name) {
   static const char *const str_ops[] = {"strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "startswith",
                                         "endswith", "replace", "upper", "lower", "capitalize", "title", "find", "rfind",
@@ -392,6 +396,8 @@ bool has_method(const Value &self, std::string_view name) {
   return false;
 }
 
+namespace {
+
 List items_of(const Value &d) {
   List out;
   out.reserve(d.obj->items.size());
@@ -400,7 +406,8 @@ List items_of(const Value &d) {
 }
 
 Value dict_or_list_method(const Value &self, std::string_view name, Args &a) {
-  std::string what = fmt::format("{}.{}()", type_name(self), name);
+  char what[64];
+  std::snprintf(what, sizeof what, "%s.%.*s()", type_name(self), static_cast<int>(std::min<size_t>(name.size(), 40)), name.data());
   if (is_mutating(self, name))
     throw Error(fmt::format("access to attribute '{}' of '{}' object is unsafe (the sandbox transformers renders chat "
                             "templates in forbids changing a list or dict)",
@@ -970,13 +977,18 @@ bool is_test(std::string_view name) { return tests().count(name) > 0; }
 Value apply_filter(const std::string &name, const Value &v, Args &args) {
   auto it = filters().find(name);
   if (it == filters().end()) throw Error(fmt::format("no filter named '{}' (jinja2 has none, or keel does not support it)", name));
-  if (v.is_undefined() && name != "default" && name != "d" && name != "length" && name != "count" && name != "list" &&
-      name != "string" && name != "join" && name != "items" && name != "first" && name != "last" && name != "trim" &&
-      name != "upper" && name != "lower" && name != "safe" && name != "escape" && name != "e" && name != "int" &&
-      name != "float" && name != "select" && name != "reject" && name != "selectattr" && name != "rejectattr" &&
-      name != "map" && name != "unique" && name != "sort" && name != "reverse" && name != "capitalize" &&
-      name != "title" && name != "replace" && name != "wordcount" && name != "indent" && name != "center")
-    throw Error(v.s.empty() ? "undefined value" : v.s);
+  // Undefined reaches a filter as Jinja2's Undefined: empty for those that read it as a string or
+  // a sequence, an error for the others (tojson, arithmetic ones).
+  static const std::unordered_map<std::string_view, bool> takes_undefined = [] {
+    std::unordered_map<std::string_view, bool> m;
+    for (const char *f : {"default", "d", "length", "count", "list", "string", "join", "items", "first", "last", "trim",
+                          "upper", "lower", "safe", "escape", "e", "forceescape", "int", "float", "select", "reject",
+                          "selectattr", "rejectattr", "map", "unique", "sort", "reverse", "capitalize", "title",
+                          "replace", "wordcount", "indent", "center"})
+      m.emplace(f, true);
+    return m;
+  }();
+  if (v.is_undefined() && !takes_undefined.count(name)) throw Error(v.s.empty() ? "undefined value" : v.s);
   return it->second(v, args);
 }
 

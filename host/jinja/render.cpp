@@ -68,13 +68,17 @@ class Renderer {
     switch (n.kind) {
       case Node::Kind::text: out += n.name; return Flow::normal;
       case Node::Kind::output: {
-        Value v = eval(*n.kids[0], scope);
+        if (append_concat(*n.kids[0], scope, out)) return Flow::normal;
+        Value tmp;
+        const Value &v = ref(*n.kids[0], scope, tmp);
         if (v.is_string()) out += v.s;
         else out += to_str(v);
         return Flow::normal;
       }
-      case Node::Kind::if_:
-        return exec(truthy(eval(*n.kids[0], scope)) ? n.body : n.else_body, scope, out);
+      case Node::Kind::if_: {
+        Value tmp;
+        return exec(truthy(ref(*n.kids[0], scope, tmp)) ? n.body : n.else_body, scope, out);
+      }
       case Node::Kind::for_: return exec_for(n, scope, out);
       case Node::Kind::set: assign(n, eval(*n.kids[0], scope), scope); return Flow::normal;
       case Node::Kind::set_block: {
@@ -144,18 +148,20 @@ class Renderer {
     Value seq = eval(*n.kids[0], scope);
     if (seq.type == Value::Type::none || seq.is_number())
       throw Error(fmt::format("'{}' object is not iterable", type_name(seq)));
-    List items = iterate(seq);
+    // A list is visited in place (its Value keeps it alive); strings and dicts give a new list.
+    std::shared_ptr<List> owned = seq.is_sequence() ? seq.list : std::make_shared<List>(iterate(seq));
     auto inner = std::make_shared<Scope>();
     inner->parent = scope;
     if (n.kids[1]) {  // {% for x in xs if cond %}: the condition sees the loop variable, not `loop`
-      List kept;
-      for (Value &x : items) {
+      auto kept = std::make_shared<List>();
+      for (const Value &x : *owned) {
         bind(n.targets, x, *inner);
-        if (truthy(eval(*n.kids[1], inner))) kept.push_back(std::move(x));
+        if (truthy(eval(*n.kids[1], inner))) kept->push_back(x);
       }
-      items = std::move(kept);
+      owned = std::move(kept);
       inner->vars.clear();
     }
+    const List &items = *owned;
     if (items.empty()) return exec(n.else_body, scope, out);
     Value loop = Value::make_dict();
     Object &lo = *loop.obj;
@@ -256,6 +262,69 @@ class Renderer {
     if (v.is_undefined()) throw Error(v.s.empty() ? "undefined value" : v.s);
   }
 
+  // {{ a + b + c }} where every operand is a string (the usual chat-template line): appended piece
+  // by piece instead of building each partial sum. False (nothing written) for anything else.
+  bool append_concat(const Node &n, const ScopePtr &scope, std::string &out) {
+    if (n.kind != Node::Kind::binary || n.name != "+") return false;
+    std::vector<const Node *> parts;
+    const Node *x = &n;
+    for (; x->kind == Node::Kind::binary && x->name == "+"; x = x->kids[0].get()) parts.push_back(x->kids[1].get());
+    parts.push_back(x);
+    std::vector<Value> tmps(parts.size());
+    std::vector<const Value *> vals(parts.size());
+    for (size_t k = parts.size(); k-- > 0;) {  // left to right, as Python evaluates them
+      vals[k] = &ref(*parts[k], scope, tmps[k]);
+      if (!vals[k]->is_string()) {
+        if (k + 1 == parts.size()) return false;  // the first operand: nothing evaluated twice yet
+        Value sum = *vals[parts.size() - 1];
+        for (size_t j = parts.size() - 1; j-- > k;)
+          sum = at(n, [&] {
+            check_defined(*vals[j]);
+            return arithmetic("+", sum, *vals[j]);
+          });
+        for (size_t j = k; j-- > 0;) {
+          const Value &v = ref(*parts[j], scope, tmps[j]);
+          sum = at(n, [&] { check_defined(v); return arithmetic("+", sum, v); });
+        }
+        out += to_str(sum);
+        return true;
+      }
+    }
+    for (size_t k = parts.size(); k-- > 0;) out += vals[k]->s;
+    return true;
+  }
+
+  // The value of a name, an attribute or an item where it is stored, without copying it (a
+  // message's content is read many times per render); anything else is computed into `tmp`.
+  const Value &ref(const Node &n, const ScopePtr &scope, Value &tmp) {
+    switch (n.kind) {
+      case Node::Kind::literal: return n.value;
+      case Node::Kind::name:
+        if (const Value *v = scope->find(n.name)) return *v;
+        if (const Value *v = context_.obj->find(n.name)) return *v;
+        break;
+      case Node::Kind::attr:
+      case Node::Kind::item: {
+        Value t;
+        const Value &obj = ref(*n.kids[0], scope, t);
+        if (&obj != &t && (obj.is_mapping() || obj.type == Value::Type::ns)) {
+          const Value *key = n.kind == Node::Kind::item && n.kids[1]->kind == Node::Kind::literal ? &n.kids[1]->value : nullptr;
+          const std::string *name = n.kind == Node::Kind::attr ? &n.name : key && key->is_string() ? &key->s : nullptr;
+          if (name && !(n.kind == Node::Kind::attr && has_method(obj, *name)))
+            if (const Value *v = obj.obj->find(*name)) return *v;
+        }
+        tmp = at(n, [&] {
+          check_defined(obj);
+          return n.kind == Node::Kind::attr ? get_attr(obj, n.name) : get_item(obj, eval(*n.kids[1], scope));
+        });
+        return tmp;
+      }
+      default: break;
+    }
+    tmp = eval(n, scope);
+    return tmp;
+  }
+
   Value call_node(const Node &n, const ScopePtr &scope, const Value *caller = nullptr) {
     const Node &callee = *n.kids[0];
     Args a = eval_args(n, 1, scope);
@@ -263,8 +332,7 @@ class Renderer {
     if (callee.kind == Node::Kind::attr) {  // obj.method(...) without making a bound method
       Value obj = eval(*callee.kids[0], scope);
       check_defined(obj);
-      Value m;
-      if (find_method(obj, callee.name, m)) return call_method(obj, callee.name, a);
+      if (has_method(obj, callee.name)) return call_method(obj, callee.name, a);
       Value f = get_attr(obj, callee.name);
       return call_value(f, a);
     }
@@ -318,16 +386,21 @@ class Renderer {
         }
         case Node::Kind::call: return call_node(n, scope);
         case Node::Kind::filter: {
-          Value v = eval(*n.kids[0], scope);
+          Value tmp;
+          const Value &v = ref(*n.kids[0], scope, tmp);
           Args a = eval_args(n, 1, scope);
           return apply_filter(n.name, v, a);
         }
         case Node::Kind::test: {
-          Value v = eval(*n.kids[0], scope);
+          Value tmp;
+          const Value &v = ref(*n.kids[0], scope, tmp);
           Args a = eval_args(n, 1, scope);
           return Value::boolean(apply_test(n.name, v, a) != n.negated);
         }
-        case Node::Kind::not_: return Value::boolean(!truthy(eval(*n.kids[0], scope)));
+        case Node::Kind::not_: {
+          Value tmp;
+          return Value::boolean(!truthy(ref(*n.kids[0], scope, tmp)));
+        }
         case Node::Kind::neg:
         case Node::Kind::pos: {
           Value v = eval(*n.kids[0], scope);
@@ -337,32 +410,35 @@ class Renderer {
           return v.type == Value::Type::floating ? Value::floating(-v.f) : Value::integer(-(v.type == Value::Type::boolean ? v.b : v.i));
         }
         case Node::Kind::binary: {
-          Value a = eval(*n.kids[0], scope);
-          Value b = eval(*n.kids[1], scope);
+          Value ta, tb;
+          const Value &a = ref(*n.kids[0], scope, ta);
+          const Value &b = ref(*n.kids[1], scope, tb);
           if (n.name == "~") return Value::string(to_str(a) + to_str(b));
           check_defined(a);
           check_defined(b);
           return arithmetic(n.name, a, b);
         }
         case Node::Kind::compare: {
-          Value left = eval(*n.kids[0], scope);
+          Value tl, tr;
+          const Value *left = &ref(*n.kids[0], scope, tl);
           for (size_t k = 0; k < n.ops.size(); ++k) {
-            Value right = eval(*n.kids[k + 1], scope);
+            const Value &right = ref(*n.kids[k + 1], scope, tr);
             const std::string &op = n.ops[k];
             bool r;
-            if (op == "==") r = equal(left, right);
-            else if (op == "!=") r = !equal(left, right);
-            else if (op == "in" || op == "notin") r = contains(right, left) == (op == "in");
+            if (op == "==") r = equal(*left, right);
+            else if (op == "!=") r = !equal(*left, right);
+            else if (op == "in" || op == "notin") r = contains(right, *left) == (op == "in");
             else {
-              check_defined(left);
+              check_defined(*left);
               check_defined(right);
-              if (op == "<") r = less(left, right);
-              else if (op == ">") r = less(right, left);
-              else if (op == "<=") r = !less(right, left);
-              else r = !less(left, right);
+              if (op == "<") r = less(*left, right);
+              else if (op == ">") r = less(right, *left);
+              else if (op == "<=") r = !less(right, *left);
+              else r = !less(*left, right);
             }
             if (!r) return Value::boolean(false);
-            left = std::move(right);
+            if (&right == &tr) std::swap(tl, tr);  // keep the right operand alive as the next left
+            left = &right == &tl || &right == &tr ? &tl : &right;
           }
           return Value::boolean(true);
         }
