@@ -36,7 +36,10 @@ std::vector<CheckpointRecord> list_checkpoints(const fs::path &dir) {
   if (!fs::is_directory(dir, ec)) return out;
   for (const auto &e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) != 0 || !fs::exists(e.path() / "trainer_state.json")) continue;
+    // A checkpoint being replaced is kept as .old-step-N until its successor is in place: if the
+    // successor never arrived (a crash between the renames), it is the checkpoint.
+    const bool displaced = n.rfind(".old-step-", 0) == 0 && !fs::exists(dir / n.substr(5));
+    if ((n.rfind("step-", 0) != 0 && !displaced) || !fs::exists(e.path() / "trainer_state.json")) continue;
     try {
       std::ifstream in(e.path() / "trainer_state.json");
       auto j = nlohmann::json::parse(in);
@@ -57,9 +60,13 @@ fs::path write_checkpoint(const fs::path &dir, int64_t step, const std::function
   fill(tmp);
   for (const auto &e : fs::directory_iterator(tmp)) fsync_path(e.path());
   fsync_path(tmp);
-  if (fs::exists(final)) fs::remove_all(final);
+  // Re-saving a step (the one a run resumed from): the old one stays until the new one is in.
+  const fs::path old = dir / (".old-" + step_name(step));
+  fs::remove_all(old);
+  if (fs::exists(final)) fs::rename(final, old);
   fs::rename(tmp, final);
   fsync_path(dir);
+  fs::remove_all(old);
   return final;
 }
 
@@ -74,7 +81,9 @@ void prune_checkpoints(const fs::path &dir, int64_t keep_last) {
   // Temporary folders of interrupted writes.
   std::error_code ec;
   for (const auto &e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0 ||
+        (e.path().filename().string().rfind(".old-", 0) == 0 && fs::exists(dir / e.path().filename().string().substr(5))))
+      fs::remove_all(e.path());
 }
 
 void write_blobs(const fs::path &file, const std::vector<std::pair<std::string, std::vector<uint8_t>>> &blobs) {
@@ -87,6 +96,7 @@ void write_blobs(const fs::path &file, const std::vector<std::pair<std::string, 
     u64(b.size());
     out.write(reinterpret_cast<const char *>(b.data()), static_cast<std::streamsize>(b.size()));
   }
+  out.close();  // the flush on close is where a full disk shows
   if (!out) throw std::runtime_error("cannot write " + file.string());
 }
 

@@ -83,7 +83,7 @@ class SharedNgram : public keel::Plugin {
 
  private:
   size_t n_ = 3;
-  double alarm_above_ = 0.5;
+  double alarm_above_ = 0.3;
 };
 
 }  // namespace
@@ -98,5 +98,5 @@ KEEL_PLUGIN(SharedNgram, keel::Descriptor{
     .hooks = KEEL_HOOK_ON_EVAL,
     .params = {
         {"n", KEEL_PARAM_INT, "3", "n-gram order (words)", 1, 16},
-        {"alarm_above", KEEL_PARAM_FLOAT, "0.5", "alarm when the share is above this", 0, 1},
+        {"alarm_above", KEEL_PARAM_FLOAT, "0.3", "alarm when the share is above this (base SmolLM2 0.05, its naive SFT 0.475)", 0, 1},
     }})
