@@ -84,7 +84,7 @@ const std::vector<keel_param_spec_t> &eval_schema() {
       spec("temperature", KEEL_PARAM_FLOAT, "0.7", "sampling temperature (0 = greedy)", 0, 100),
       spec("top_p", KEEL_PARAM_FLOAT, "0.95", "nucleus sampling mass", 0, 1),
       spec("top_k", KEEL_PARAM_INT, "0", "top-k sampling (0 = off)", 0, 1e9),
-      spec("repetition_penalty", KEEL_PARAM_FLOAT, "1.0", "repetition penalty", 0, 100),
+      spec("repetition_penalty", KEEL_PARAM_FLOAT, "1.0", "repetition penalty (above 0: 0 would divide by zero)", 1e-6, 100),
       spec("seed", KEEL_PARAM_INT, "0", "sampling seed, fixed so evaluations compare", 0, 9.2e18),
   };
   return s;

@@ -274,9 +274,17 @@ PluginPipeline::PluginPipeline(const PipelineConfig &config, const PluginRegistr
     pending.push_back({&e, lib, resolve_params(lib->name(), lib->params(), own, where), policy});
   }
   // 2. Rules across entries.
-  const Pending *first_loss = nullptr;
+  const Pending *first_loss = nullptr, *first_data = nullptr;
   std::vector<std::string> metrics(kHostAlarms);
   for (const Pending &p : pending) {
+    // One batch composer: a second data plugin would be silently ignored.
+    if (p.lib->descriptor->hooks & KEEL_HOOK_COMPOSE_BATCH) {
+      if (first_data)
+        throw UserError(fmt::format("{}: a second data plugin '{}'; the pipeline already has data plugin '{}' "
+                                    "at {} (at most one composes the batches)",
+                                    p.entry->where, p.lib->name(), first_data->lib->name(), first_data->entry->where));
+      first_data = &p;
+    }
     if (p.lib->descriptor->hooks & KEEL_HOOK_LOSS) {
       if (first_loss)
         throw UserError(fmt::format("{}: a second loss plugin '{}'; the pipeline already has loss '{}' "
