@@ -125,10 +125,13 @@ int run_render(const Opts &o, const Tokenizer &tok, const ChatTemplate &tmpl) {
     if (!r) throw UserError(fmt::format("{}:{}: {}", o.dataset, n, why));
     records.emplace_back(n, std::move(*r));
   }
-  auto render_one = [&](const std::pair<size_t, Record> &nr, std::string *text, std::string *prompt) {
+  // The conversation's text; with `prompt`, also what comes before its last assistant message.
+  // The benchmark times the text alone, as its peer (apply_chat_template) does.
+  auto render_one = [&](const std::pair<size_t, Record> &nr, std::string &text, std::string *prompt) {
     const Record &r = nr.second;
     try {
-      *text = tmpl.render(r.messages, false, r.extras, false).text;
+      text = tmpl.render(r.messages, false, r.extras, false).text;
+      if (!prompt) return;
       size_t last = r.messages.size();
       for (size_t i = 0; i < r.messages.size(); ++i)
         if (r.messages[i].role == "assistant") last = i;
@@ -142,19 +145,16 @@ int run_render(const Opts &o, const Tokenizer &tok, const ChatTemplate &tmpl) {
   if (o.bench) {
     auto t0 = std::chrono::steady_clock::now();
     size_t bytes = 0;
-    for (const auto &[n, r] : records) {  // the conversation's text only, as the benchmark's peer does
-      try {
-        bytes += tmpl.render(r.messages, false, r.extras, false).text.size();
-      } catch (const UserError &e) {
-        throw UserError(fmt::format("{}:{}: {}", o.dataset, n, e.what()));
-      }
+    for (const auto &r : records) {
+      render_one(r, text, nullptr);
+      bytes += text.size();
     }
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("{\"conversations\": %zu, \"bytes\": %zu, \"seconds\": %.6f}\n", records.size(), bytes, sec);
     return 0;
   }
   for (const auto &r : records) {
-    render_one(r, &text, &prompt);
+    render_one(r, text, &prompt);
     std::string out = "{\"text\":" + json(text).dump() + ",\"prompt\":" + json(prompt).dump() + "}\n";
     std::fwrite(out.data(), 1, out.size(), stdout);
   }

@@ -747,11 +747,7 @@ Value f_sort(const Value &v, Args &a) {
 }
 Value f_reverse(const Value &v, Args &a) {
   a.done("reverse");
-  if (v.is_string()) {
-    Args s;
-    s.pos = {Value::none(), Value::none(), Value::integer(-1)};
-    return slice(v, s.pos[0], s.pos[1], s.pos[2]);
-  }
+  if (v.is_string()) return slice(v, Value::none(), Value::none(), Value::integer(-1));
   List items = iterate(v);
   std::reverse(items.begin(), items.end());
   return Value::make_list(std::move(items));
