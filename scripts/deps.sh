@@ -27,6 +27,6 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --progress-bar off \
     "torch==$TORCH_VERSION" "transformers==$TRANSFORMERS_VERSION" "tokenizers==$TOKENIZERS_VERSION" \
     "safetensors==$SAFETENSORS_VERSION" "trl==$TRL_VERSION" "tensorboard==$TENSORBOARD_VERSION" \
-    "nltk==$NLTK_VERSION" numpy
+    "nltk==$NLTK_VERSION" "peft==$PEFT_VERSION" numpy
   touch "$stamp"
 fi

@@ -177,9 +177,7 @@ std::vector<std::string> SafetensorsSet::names() const {
   return out;
 }
 
-namespace {
-
-void write_one(const fs::path &path, const std::vector<std::pair<std::string, torch::Tensor>> &tensors) {
+void write_safetensors_file(const fs::path &path, const std::vector<std::pair<std::string, torch::Tensor>> &tensors) {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   h["__metadata__"] = {{"format", "pt"}};
   uint64_t off = 0;
@@ -203,10 +201,9 @@ void write_one(const fs::path &path, const std::vector<std::pair<std::string, to
   out.write(header.data(), static_cast<std::streamsize>(header.size()));
   for (const auto &c : cpu)
     out.write(static_cast<const char *>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * c.element_size()));
-  if (!out) throw std::runtime_error("cannot write " + path.string());
+  out.close();  // checked after the flush: a full disk shows here
+  if (!out) throw UserError("cannot write " + path.string() + " (disk full?)");
 }
-
-}  // namespace
 
 void save_safetensors(const fs::path &dir, const std::vector<std::pair<std::string, torch::Tensor>> &tensors,
                       uint64_t max_shard_bytes) {
@@ -225,7 +222,7 @@ void save_safetensors(const fs::path &dir, const std::vector<std::pair<std::stri
   fs::remove(dir / "model.safetensors");
   fs::remove(dir / "model.safetensors.index.json");
   if (shards.size() == 1) {
-    write_one(dir / "model.safetensors", shards[0]);
+    write_safetensors_file(dir / "model.safetensors", shards[0]);
     return;
   }
   nlohmann::ordered_json index;
@@ -234,7 +231,7 @@ void save_safetensors(const fs::path &dir, const std::vector<std::pair<std::stri
   char buf[64];
   for (size_t i = 0; i < shards.size(); ++i) {
     std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-    write_one(dir / buf, shards[i]);
+    write_safetensors_file(dir / buf, shards[i]);
     for (const auto &[name, t] : shards[i]) index["weight_map"][name] = buf;
   }
   std::ofstream(dir / "model.safetensors.index.json") << index.dump(2) << "\n";

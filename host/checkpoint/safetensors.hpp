@@ -60,6 +60,10 @@ void save_safetensors(const std::filesystem::path &dir,
                       const std::vector<std::pair<std::string, torch::Tensor>> &tensors,
                       uint64_t max_shard_bytes = UINT64_MAX);
 
+// Writes one safetensors file (any device/dtype; written as they are).
+void write_safetensors_file(const std::filesystem::path &path,
+                            const std::vector<std::pair<std::string, torch::Tensor>> &tensors);
+
 const char *safetensors_dtype(torch::Dtype dtype);
 
 }  // namespace keel

@@ -33,6 +33,10 @@ const std::vector<keel_param_spec_t> &run_schema() {
       spec("checkpoint_every", KEEL_PARAM_INT, "500", "steps between checkpoints", 1, 1e12),
       spec("eval_every", KEEL_PARAM_INT, "200", "steps between evaluations", 1, 1e12),
       spec("keep_last", KEEL_PARAM_INT, "3", "checkpoints kept (plus the last healthy one)", 1, 1e6),
+      spec("keep_best", KEEL_PARAM_STRING, "\"\"",
+           "a metric (e.g. eval_loss.task): the checkpoint where it was best is kept besides the last ones"),
+      spec("keep_best_mode", KEEL_PARAM_STRING, "\"min\"", "whether keep_best's metric is best low or high", 0, 0, "min|max"),
+      spec("export_best", KEEL_PARAM_BOOL, "false", "final/ is the keep_best checkpoint's model, not the last step's"),
       spec("log_every", KEEL_PARAM_INT, "10", "steps between metrics.jsonl lines", 1, 1e12),
       spec("max_nonfinite", KEEL_PARAM_INT, "5", "non-finite steps in a row before stopping", 1, 1e6),
   };
@@ -86,6 +90,13 @@ const std::vector<keel_param_spec_t> &eval_schema() {
       spec("top_k", KEEL_PARAM_INT, "0", "top-k sampling (0 = off)", 0, 1e9),
       spec("repetition_penalty", KEEL_PARAM_FLOAT, "1.0", "repetition penalty (above 0: 0 would divide by zero)", 1e-6, 100),
       spec("seed", KEEL_PARAM_INT, "0", "sampling seed, fixed so evaluations compare", 0, 9.2e18),
+  };
+  return s;
+}
+
+const std::vector<keel_param_spec_t> &eval_set_schema() {
+  static const std::vector<keel_param_spec_t> s = {
+      spec("data", KEEL_PARAM_STRING, nullptr, "held-out examples (any dataset format): eval_loss.<name> is their mean token loss"),
   };
   return s;
 }
@@ -233,7 +244,23 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
   check_section(cfg.doc, "run", run_schema(), file, "[run]");
   check_section(cfg.doc, "optim", optim_schema(), file, "[optim]");
   check_section(cfg.doc, "model", model_schema(), file, "[model]");
+  // [eval.NAME] tables are named held-out sets (eval_loss.NAME); the other keys are [eval]'s own.
+  toml::table eval_sets;
+  if (toml::table *ev = cfg.doc["eval"].as_table()) {
+    std::vector<std::string> names;
+    for (auto &&[name, node] : *ev)
+      if (node.is_table()) {
+        check_name(toml::value<std::string>(std::string(name.str())), "an [eval.<name>] set's name", file, &node);
+        names.emplace_back(name.str());
+      }
+    for (const std::string &name : names) {  // checked where they stand (file positions), then set aside
+      check_section(*ev, name, eval_set_schema(), file, fmt::format("[eval.{}]", name));
+      eval_sets.insert(name, *ev->get(name));
+      ev->erase(name);
+    }
+  }
   check_section(cfg.doc, "eval", eval_schema(), file, "[eval]");
+  for (auto &&[name, set] : eval_sets) cfg.doc["eval"].as_table()->insert(name, set);
   if (const toml::array *b = cfg.doc["optim"]["betas"].as_array();
       b->size() != 2 || !b->get(0)->is_number() || !b->get(1)->is_number())
     throw UserError(fmt::format("{}: [optim] betas: expected two numbers, e.g. [0.9, 0.999]",

@@ -1,6 +1,7 @@
 #include "model/transformer.hpp"
 
 #include <cmath>
+#include <regex>
 
 #include "common/errors.hpp"
 #include "model/ops.hpp"
@@ -85,9 +86,84 @@ void Transformer::add(const std::string &name, std::vector<int64_t> shape) {
 }
 
 torch::Tensor &Transformer::parameter(const std::string &name) {
-  auto it = index_.find(name);
-  if (it == index_.end()) throw UserError("the model has no parameter '" + name + "'");
-  return params_[it->second].second;
+  if (auto it = index_.find(name); it != index_.end()) return params_[it->second].second;
+  if (auto it = adapter_index_.find(name); it != adapter_index_.end()) return adapter_params_[it->second].second;
+  throw UserError("the model has no parameter '" + name + "'");
+}
+
+torch::Tensor Transformer::linear(int64_t l, const std::string &proj, const torch::Tensor &x, bool bias) {
+  auto &W = layer_[static_cast<size_t>(l)];
+  auto y = F::linear(x, W.at(proj + ".weight"), bias ? W.at(proj + ".bias") : torch::Tensor());
+  if (!lora_config_) return y;
+  auto &adapters = layer_lora_[static_cast<size_t>(l)];
+  auto it = adapters.find(proj);
+  if (it == adapters.end()) return y;
+  const double p = training ? lora_config_->dropout : 0.0;
+  auto in = p > 0 ? torch::dropout(x, p, true) : x;
+  const double scale = lora_config_->alpha / static_cast<double>(lora_config_->rank);
+  return y + F::linear(F::linear(in, it->second.A), it->second.B) * scale;
+}
+
+size_t Transformer::attach_lora(const LoraConfig &config) {
+  if (lora_config_) throw UserError("LoRA adapters are attached already (one lora entry per pipeline)");
+  if (config.rank < 1) throw UserError("LoRA rank must be at least 1");
+  std::regex re;
+  try {
+    re = std::regex(config.targets, std::regex::ECMAScript);
+  } catch (const std::regex_error &e) {
+    throw UserError("LoRA targets '" + config.targets + "' is not a regular expression: " + e.what());
+  }
+  static const char *projections[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(config.seed);
+  layer_lora_.assign(layer_.size(), {});
+  torch::NoGradGuard no_grad;
+  auto opts = torch::TensorOptions().dtype(dtype_).device(device_);
+  for (size_t l = 0; l < layer_.size(); ++l)
+    for (const char *proj : projections) {
+      const std::string module = "model.layers." + std::to_string(l) + "." + proj;
+      if (!std::regex_search(module, re)) continue;
+      const auto &w = layer_[l].at(std::string(proj) + ".weight");
+      const int64_t out = w.size(0), in = w.size(1);
+      // PEFT: kaiming_uniform_(a=sqrt(5)) on A, i.e. U(-1/sqrt(in), 1/sqrt(in)); B = 0.
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+      LoraAdapter a{at::empty({config.rank, in}, torch::kFloat).uniform_(-bound, bound, gen).to(opts),
+                    torch::zeros({out, config.rank}, opts)};
+      for (auto [suffix, t] : {std::pair{".lora_A.weight", a.A}, std::pair{".lora_B.weight", a.B}}) {
+        adapter_index_[module + suffix] = adapter_params_.size();
+        adapter_params_.emplace_back(module + suffix, t);
+      }
+      layer_lora_[l][proj] = std::move(a);
+    }
+  if (adapter_params_.empty())
+    throw UserError("LoRA targets '" + config.targets + "' match no projection (names look like "
+                    "model.layers.0.self_attn.q_proj, model.layers.0.mlp.down_proj)");
+  lora_config_ = config;
+  return adapter_params_.size() / 2;
+}
+
+void Transformer::merge_lora() {
+  if (!lora_config_) return;
+  torch::NoGradGuard no_grad;
+  const double scale = lora_config_->alpha / static_cast<double>(lora_config_->rank);
+  for (size_t l = 0; l < layer_lora_.size(); ++l)
+    for (auto &[proj, a] : layer_lora_[l]) {
+      auto &w = layer_[l].at(proj + ".weight");
+      w.add_((a.B.to(torch::kFloat).mm(a.A.to(torch::kFloat)) * scale).to(w.scalar_type()));
+    }
+  layer_lora_.clear();
+  adapter_params_.clear();
+  adapter_index_.clear();
+  lora_config_.reset();
+}
+
+std::vector<std::string> Transformer::lora_modules() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < adapter_params_.size(); i += 2) {
+    const std::string &n = adapter_params_[i].first;
+    out.push_back(n.substr(0, n.size() - std::string(".lora_A.weight").size()));
+  }
+  return out;
 }
 
 std::vector<int64_t> Transformer::expected_shape(const std::string &name) const {
@@ -119,10 +195,7 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const to
   const auto &c = cfg_;
   auto &W = layer_[static_cast<size_t>(l)];
   const int64_t B = x.size(0), T = x.size(1), D = c.head_dim;
-  auto proj = [&](const char *name, bool bias) {
-    std::string n(name);
-    return F::linear(x, W.at(n + ".weight"), bias ? W.at(n + ".bias") : torch::Tensor());
-  };
+  auto proj = [&](const char *name, bool bias) { return linear(l, name, x, bias); };
   auto q = proj("self_attn.q_proj", c.qkv_bias).view({B, T, c.num_heads, D});
   auto k = proj("self_attn.k_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
   auto v = proj("self_attn.v_proj", c.qkv_bias).view({B, T, c.num_kv_heads, D});
@@ -160,7 +233,7 @@ torch::Tensor Transformer::attention(int64_t l, const torch::Tensor &x, const to
                            : at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/T > 1);
   }
   out = out.transpose(1, 2).reshape({B, T, c.num_heads * D});
-  return F::linear(out, W.at("self_attn.o_proj.weight"), c.o_bias ? W.at("self_attn.o_proj.bias") : torch::Tensor());
+  return linear(l, "self_attn.o_proj", out, c.o_bias);
 }
 
 torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor &positions,
@@ -189,10 +262,9 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
     auto &W = layer_[static_cast<size_t>(l)];
     x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight"), c.rms_norm_eps), cos, sin, attend, cache);
     auto h = rms_norm(x, W.at("post_attention_layernorm.weight"), c.rms_norm_eps);
-    auto b = [&](const char *n) { return c.mlp_bias ? W.at(std::string(n) + ".bias") : torch::Tensor(); };
-    auto mlp = F::linear(F::silu(F::linear(h, W.at("mlp.gate_proj.weight"), b("mlp.gate_proj"))) *
-                             F::linear(h, W.at("mlp.up_proj.weight"), b("mlp.up_proj")),
-                         W.at("mlp.down_proj.weight"), b("mlp.down_proj"));
+    auto mlp = linear(l, "mlp.down_proj",
+                      F::silu(linear(l, "mlp.gate_proj", h, c.mlp_bias)) * linear(l, "mlp.up_proj", h, c.mlp_bias),
+                      c.mlp_bias);
     if (training && dropout.ffn > 0) mlp = torch::dropout(mlp, dropout.ffn, true);
     x = x + mlp;
   }

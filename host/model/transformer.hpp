@@ -3,6 +3,7 @@
 // checkpoint maps one-to-one.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,19 @@ namespace keel {
 struct KVCache {
   torch::Tensor k, v;  // [layers, batch, kv_heads, capacity, head_dim]
   int64_t length = 0;  // positions filled
+};
+
+// LoRA (Hu et al. 2021), as PEFT defines it: a frozen linear W plus a trained low-rank update,
+// y = x W^T + scale * dropout(x) A^T B^T with A [rank, in], B [out, rank], scale = alpha / rank.
+// A starts as PEFT's kaiming-uniform (bound 1/sqrt(in)), B at zero, so training starts at the base.
+struct LoraConfig {
+  int64_t rank = 16;
+  double alpha = 32, dropout = 0;
+  std::string targets;  // ECMAScript regex searched in each projection's module name
+  uint64_t seed = 0;
+};
+struct LoraAdapter {
+  torch::Tensor A, B;
 };
 
 struct Dropout {
@@ -33,8 +47,9 @@ class Transformer {
 
   // Parameters in Hugging Face order and naming. With tied embeddings lm_head.weight is absent.
   const std::vector<std::pair<std::string, torch::Tensor>> &parameters() const { return params_; }
+  // A parameter or an adapter tensor by name.
   torch::Tensor &parameter(const std::string &name);
-  bool has_parameter(const std::string &name) const { return index_.count(name) > 0; }
+  bool has_parameter(const std::string &name) const { return index_.count(name) > 0 || adapter_index_.count(name) > 0; }
   // The shape each parameter must have.
   std::vector<int64_t> expected_shape(const std::string &name) const;
 
@@ -55,6 +70,19 @@ class Transformer {
 
   KVCache make_cache(int64_t batch, int64_t capacity) const;
 
+  // LoRA adapters on every decoder projection whose module name ("model.layers.3.self_attn.q_proj")
+  // matches config.targets; returns how many. Throws UserError when none matches or adapters exist.
+  size_t attach_lora(const LoraConfig &config);
+  // Folds the adapters into their weights (W += scale * B A) and removes them.
+  void merge_lora();
+  bool has_lora() const { return lora_config_.has_value(); }
+  const LoraConfig &lora_config() const { return *lora_config_; }
+  // The adapter tensors, named as PEFT names them without its prefix:
+  // "model.layers.3.self_attn.q_proj.lora_A.weight" [rank, in] and "...lora_B.weight" [out, rank].
+  const std::vector<std::pair<std::string, torch::Tensor>> &adapter_parameters() const { return adapter_params_; }
+  // The module names that carry an adapter, in model order.
+  std::vector<std::string> lora_modules() const;
+
   Dropout dropout;
   bool training = false;
 
@@ -62,6 +90,8 @@ class Transformer {
   torch::Tensor attention(int64_t layer, const torch::Tensor &x, const torch::Tensor &cos,
                           const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache);
   void add(const std::string &name, std::vector<int64_t> shape);
+  // F::linear of layer `l`'s projection `proj` ("self_attn.q_proj"), plus its adapter if any.
+  torch::Tensor linear(int64_t l, const std::string &proj, const torch::Tensor &x, bool bias);
 
   ModelConfig cfg_;
   torch::Device device_;
@@ -70,6 +100,10 @@ class Transformer {
   std::vector<std::pair<std::string, torch::Tensor>> params_;
   std::map<std::string, size_t> index_;
   std::vector<std::map<std::string, torch::Tensor>> layer_;  // per-layer short names, same storage
+  std::optional<LoraConfig> lora_config_;
+  std::vector<std::map<std::string, LoraAdapter>> layer_lora_;  // per layer, by projection
+  std::vector<std::pair<std::string, torch::Tensor>> adapter_params_;
+  std::map<std::string, size_t> adapter_index_;
 };
 
 }  // namespace keel

@@ -209,6 +209,23 @@ void fill_host_table(keel_host_t &t, PluginInstance *self) {
   t.train_entropy = [](const keel_host_t *h, DLTensor *out) {
     return serve(h, [&] { *out = svc(h).train_entropy(); });
   };
+  t.attach_lora = [](const keel_host_t *h, const keel_lora_spec_t *spec) {
+    return serve(h, [&] {
+      if (!fits(spec, offsetof(keel_lora_spec_t, targets) + sizeof(spec->targets)) || !spec->targets)
+        throw ServiceError{KEEL_INVALID_ARGUMENT, "attach_lora: spec missing or struct_size too small"};
+      if (spec->rank < 1 || spec->rank > 65536 || !(spec->alpha > 0) || !(spec->dropout >= 0 && spec->dropout < 1))
+        throw ServiceError{KEEL_INVALID_ARGUMENT, fmt::format("attach_lora: rank {} alpha {} dropout {} out of range",
+                                                              spec->rank, spec->alpha, spec->dropout)};
+      svc(h).attach_lora(*spec);
+    });
+  };
+  t.merge_lora = [](const keel_host_t *h) { return serve(h, [&] { svc(h).merge_lora(); }); };
+  t.request_rollback_to = [](const keel_host_t *h, int64_t step, const char *reason) {
+    return serve(h, [&] {
+      if (step < 0) throw ServiceError{KEEL_INVALID_ARGUMENT, "request_rollback_to: step must be >= 0"};
+      svc(h).request_rollback(reason ? reason : "", step);
+    });
+  };
   t.request_stop = [](const keel_host_t *h, const char *reason) {
     return serve(h, [&] {
       svc(h).stop_reason = fmt::format("{}: {}", inst(h).name, reason ? reason : "stop requested");
@@ -360,8 +377,13 @@ void PluginPipeline::call(PluginInstance &p, const char *hook, F &&f) {
     // The plugin's reason, and the host service's when one failed under it.
     std::string why = p.error.empty() ? "no reason given" : p.error;
     if (!p.service_error.empty()) why += ": " + p.service_error;
-    throw PluginError(fmt::format("plugin '{}' failed in {} at step {}: {} (status {}; {})", p.name, hook,
-                                  services_.step, why, s, p.library->path.string()));
+    const std::string msg = fmt::format("plugin '{}' failed in {} at step {}: {} (status {}; {})", p.name, hook,
+                                        services_.step, why, s, p.library->path.string());
+    // Refused settings found while the run is set up are the user's to fix (exit 2), as the
+    // parameters checked at creation are; anything else is the plugin failing (exit 1).
+    const bool setup = std::strcmp(hook, "on_start") == 0 || std::strcmp(hook, "on_model_ready") == 0;
+    if (setup && s == KEEL_INVALID_ARGUMENT) throw UserError(msg);
+    throw PluginError(msg);
   }
 }
 

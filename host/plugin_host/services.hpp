@@ -39,6 +39,7 @@ class HostServices {
   keel_generation_settings_t generation{sizeof(keel_generation_settings_t), 0.7, 0.95, 0, 1.0, 96};
   std::map<std::string, MetricValue> metrics;
   std::optional<std::string> stop_reason, rollback_reason;
+  int64_t rollback_step = -1;  // with rollback_reason: the checkpoint asked for (-1: the last healthy)
 
   // ---- model, data, checkpoints: what a command has ----
   virtual std::vector<std::string> parameter_names() { return {}; }
@@ -54,10 +55,13 @@ class HostServices {
   virtual void reshuffle_source(const std::string &name, uint64_t) { unsupported("data sources", name); }
   virtual DLTensor eval_logits(uint32_t) { unsupported("evaluation logits"); }
   virtual std::vector<keel_checkpoint_info_t> checkpoints() { return {}; }
-  virtual void request_rollback(const std::string &) { unsupported("checkpoints (rollback)"); }
+  // To the last healthy checkpoint, or (step >= 0) to that step's.
+  virtual void request_rollback(const std::string &, int64_t /*step*/ = -1) { unsupported("checkpoints (rollback)"); }
   virtual void freeze_parameter(const std::string &name, int64_t) { unsupported("model parameters", name); }
   virtual void set_embedding_noise(double) { unsupported("embedding noise"); }
   virtual DLTensor train_entropy() { unsupported("training batches (teacher-forced entropy)"); }
+  virtual void attach_lora(const keel_lora_spec_t &) { unsupported("LoRA adapters (a model being trained)"); }
+  virtual void merge_lora() { unsupported("LoRA adapters (a model being trained)"); }
 
   // Human name of the command, for "not available in ..." messages.
   std::string context = "this command";

@@ -168,13 +168,18 @@ std::vector<std::string> variants(const std::vector<RunRecord> &runs) {
   return groups;
 }
 
-// Every eval value without a '.' (side values stay in metrics.jsonl), in first-seen order.
+// Every eval value without a '.' (side values stay in metrics.jsonl) and every held-out loss
+// eval_loss.NAME (what a run learned and forgot), in first-seen order.
 std::vector<std::string> metric_names(const std::vector<RunRecord> &runs) {
+  auto shown = [](const std::string &k) {
+    const bool held_out = k.rfind("eval_loss.", 0) == 0 && k.size() > 4 && k.compare(k.size() - 4, 4, ".ppl") != 0;
+    return k.find('.') == std::string::npos || held_out;
+  };
   std::vector<std::string> metrics;
   for (const auto &r : runs)
     for (const auto &e : r.evals)
       for (auto it = e.begin(); it != e.end(); ++it)
-        if (it.value().is_number() && it.key().find('.') == std::string::npos &&
+        if (it.value().is_number() && shown(it.key()) &&
             !std::set<std::string>{"step", "temperature", "eval_seconds"}.count(it.key()) &&
             std::find(metrics.begin(), metrics.end(), it.key()) == metrics.end())
           metrics.push_back(it.key());

@@ -70,14 +70,14 @@ fs::path write_checkpoint(const fs::path &dir, int64_t step, const std::function
   return final;
 }
 
-void prune_checkpoints(const fs::path &dir, int64_t keep_last) {
+void prune_checkpoints(const fs::path &dir, int64_t keep_last, int64_t keep_step) {
   auto all = list_checkpoints(dir);
   int64_t last_healthy = -1;
   for (const auto &c : all)
     if (c.healthy) last_healthy = c.step;
   const int64_t n = static_cast<int64_t>(all.size());
   for (int64_t i = 0; i < n - keep_last; ++i)
-    if (all[i].step != last_healthy) fs::remove_all(all[i].path);
+    if (all[i].step != last_healthy && all[i].step != keep_step) fs::remove_all(all[i].path);
   // Temporary folders of interrupted writes.
   std::error_code ec;
   for (const auto &e : fs::directory_iterator(dir, ec))

@@ -27,8 +27,8 @@ std::vector<CheckpointRecord> list_checkpoints(const std::filesystem::path &dir)
 std::filesystem::path write_checkpoint(const std::filesystem::path &dir, int64_t step,
                                        const std::function<void(const std::filesystem::path &)> &fill);
 
-// Removes all but the newest `keep_last` and the newest healthy one.
-void prune_checkpoints(const std::filesystem::path &dir, int64_t keep_last);
+// Removes all but the newest `keep_last`, the newest healthy one and the one of step `keep_step`.
+void prune_checkpoints(const std::filesystem::path &dir, int64_t keep_last, int64_t keep_step = -1);
 
 // Named byte blobs in one file (plugin states).
 void write_blobs(const std::filesystem::path &file, const std::vector<std::pair<std::string, std::vector<uint8_t>>> &blobs);

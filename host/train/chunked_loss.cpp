@@ -25,7 +25,9 @@ ChunkedLossResult chunked_loss_backward(const torch::Tensor &hidden, const torch
   // carries them into the transformer.
   auto h = hidden.detach();
   auto grad_h = torch::zeros_like(h, torch::kFloat);
-  auto grad_head = torch::zeros(head.sizes(), head.options().dtype(torch::kFloat));
+  // A frozen head (LoRA, partial fine-tuning) takes no gradient: its [V, d] product is skipped.
+  torch::Tensor grad_head;
+  if (head.requires_grad()) grad_head = torch::zeros(head.sizes(), head.options().dtype(torch::kFloat));
   auto w = head.detach().to(torch::kFloat);
   // One logits and one gradient buffer for all chunks: a fresh 100 MB allocation per chunk would
   // fault its pages in again every time.
@@ -47,13 +49,15 @@ ChunkedLossResult chunked_loss_backward(const torch::Tensor &hidden, const torch
       auto gh = grad_h.index({Slice(s, e)});
       at::mm_out(gh, g, w);
       gh.mul_(scale);
-      grad_head.addmm_(g.t(), hc, /*beta=*/1.0, /*alpha=*/scale);
+      if (grad_head.defined()) grad_head.addmm_(g.t(), hc, /*beta=*/1.0, /*alpha=*/scale);
     }
   }
-  hidden.backward(grad_h.to(hidden.scalar_type()));
-  auto &hg = const_cast<torch::Tensor &>(head).mutable_grad();
-  if (hg.defined()) hg.add_(grad_head.to(head.scalar_type()));
-  else hg = grad_head.to(head.scalar_type());
+  if (hidden.requires_grad()) hidden.backward(grad_h.to(hidden.scalar_type()));
+  if (grad_head.defined()) {
+    auto &hg = const_cast<torch::Tensor &>(head).mutable_grad();
+    if (hg.defined()) hg.add_(grad_head.to(head.scalar_type()));
+    else hg = grad_head.to(head.scalar_type());
+  }
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -45,6 +46,16 @@ namespace {
 
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal = sig; }
+
+// Peak resident memory since the last reset (Linux: VmHWM, reset through clear_refs); 0 elsewhere.
+double peak_rss_mb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0;
+}
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -101,6 +112,7 @@ class TrainerServices : public HostServices {
   std::vector<std::string> parameter_names() override {
     std::vector<std::string> out;
     for (const auto &[n, t] : model->parameters()) out.push_back(n);
+    for (const auto &[n, t] : model->adapter_parameters()) out.push_back(n);
     return out;
   }
   torch::Tensor &param(const std::string &name) {
@@ -128,7 +140,22 @@ class TrainerServices : public HostServices {
     else frozen[name] = until;
   }
   void set_embedding_noise(double alpha) override { model->dropout.neftune_alpha = alpha; }
-  std::map<std::string, int64_t> frozen;  // parameter -> first step it trains again
+  std::map<std::string, int64_t> frozen;  // parameter -> first step it trains again (kForever: never)
+  static constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
+  bool in_model_ready = false;  // adapters can be attached only there, before the optimizer exists
+  void attach_lora(const keel_lora_spec_t &spec) override {
+    if (!in_model_ready) throw ServiceError{KEEL_UNSUPPORTED, "attach_lora: only in on_model_ready"};
+    LoraConfig c{spec.rank, spec.alpha, spec.dropout, spec.targets, seed ^ 0x6c6f7261ull};
+    try {
+      const size_t n = model->attach_lora(c);
+      spdlog::info("LoRA: rank {}, alpha {}, dropout {} on {} projections; the base model is frozen", c.rank, c.alpha,
+                   c.dropout, n);
+    } catch (const UserError &e) {
+      throw ServiceError{KEEL_INVALID_ARGUMENT, e.what()};
+    }
+    for (const auto &[n, t] : model->parameters()) frozen[n] = kForever;
+  }
+  void merge_lora() override { model->merge_lora(); }
   void set_dropout(keel_dropout_site_t site, double p) override { field(site) = p; }
   double dropout(keel_dropout_site_t site) override { return field(site); }
   double &field(keel_dropout_site_t site) {
@@ -190,15 +217,20 @@ class TrainerServices : public HostServices {
     for (const auto &c : ckpts_) paths_.push_back(c.path.string());
     std::vector<keel_checkpoint_info_t> out;
     for (size_t i = 0; i < ckpts_.size(); ++i)
-      out.push_back({sizeof(keel_checkpoint_info_t), ckpts_[i].step, ckpts_[i].healthy ? 1 : 0, paths_[i].c_str()});
+      out.push_back({sizeof(keel_checkpoint_info_t), ckpts_[i].step, ckpts_[i].healthy ? 1 : 0, paths_[i].c_str(),
+                     ckpts_[i].step == best_step ? 1 : 0});
     return out;
   }
-  void request_rollback(const std::string &reason) override {
+  void request_rollback(const std::string &reason, int64_t to_step) override {
     bool any = false;
-    for (const auto &c : list_checkpoints(checkpoint_dir)) any = any || c.healthy;
-    if (!any) throw ServiceError{KEEL_NOT_FOUND, "no healthy checkpoint to roll back to yet"};
+    for (const auto &c : list_checkpoints(checkpoint_dir)) any = any || (to_step < 0 ? c.healthy : c.step == to_step);
+    if (!any)
+      throw ServiceError{KEEL_NOT_FOUND, to_step < 0 ? "no healthy checkpoint to roll back to yet"
+                                                     : fmt::format("no checkpoint of step {} to roll back to", to_step)};
     rollback_reason = reason;
+    rollback_step = to_step;
   }
+  int64_t best_step = -1;  // the checkpoint [run] keep_best keeps
 
  private:
   std::vector<CheckpointRecord> ckpts_;
@@ -224,6 +256,10 @@ class Trainer {
     packing_ = *d["run"]["packing"].value<bool>();
     chunk_rows_ = *d["run"]["loss_chunk_rows"].value<int64_t>();
     max_nonfinite_ = *d["run"]["max_nonfinite"].value<int64_t>();
+    best_metric_ = *d["run"]["keep_best"].value<std::string>();
+    best_max_ = *d["run"]["keep_best_mode"].value<std::string>() == "max";
+    if (*d["run"]["export_best"].value<bool>() && best_metric_.empty())
+      throw UserError(cfg.file.string() + ": [run] export_best needs keep_best = \"<metric>\"");
     if (batch_ % accum_ != 0)
       throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {}", cfg.file.string(), batch_, accum_));
     const std::string model_path = *d["model"]["path"].value<std::string>();
@@ -242,6 +278,9 @@ class Trainer {
     model_dir_ = model_path;
     spdlog::info("loading {} on {}", model_path, device_.str());
     model_ = load_model(model_path, device_, torch::kFloat);
+    if (model_->has_lora())
+      throw UserError(fmt::format("[model] path {} is a LoRA adapter folder: train from its base model, or from a "
+                                  "merged export (lora's export = \"merged\")", model_path));
     tok_ = std::make_unique<Tokenizer>(Tokenizer::load(model_path));
     tmpl_ = std::make_unique<ChatTemplate>(ChatTemplate::resolve(*d["model"]["chat_template"].value<std::string>(), *tok_,
                                                                  to_json_value(*d["model"]["template_kwargs"].node()),
@@ -259,13 +298,17 @@ class Trainer {
       sources_.add(std::move(ds), seed_ + 1000003 * ++k);
     }
     load_probe_file();
-    // The held-out set of [eval] data: eval_loss at every evaluation (what the run learned).
-    if (const std::string held = *d["eval"]["data"].value<std::string>(); !held.empty()) {
-      toml::table src{{"path", held}};
-      Dataset ds = load_dataset("eval", src, *tok_, *tmpl_, seq_len_, cache);
-      spdlog::info("eval data: {} examples, {} tokens", ds.examples.size(), ds.stats.tokens);
-      held_out_ = std::move(ds.examples);
-    }
+    // Held-out sets, each a loss at every evaluation: [eval] data gives eval_loss (what the run
+    // learned), each [eval.NAME] data gives eval_loss.NAME (e.g. general text: what it forgot).
+    auto add_held_out = [&](const std::string &metric, const std::string &path) {
+      toml::table src{{"path", path}};
+      Dataset ds = load_dataset(metric == "eval_loss" ? "eval" : metric, src, *tok_, *tmpl_, seq_len_, cache);
+      spdlog::info("{}: {} held-out examples, {} tokens", metric, ds.examples.size(), ds.stats.tokens);
+      held_out_.emplace_back(metric, std::move(ds.examples));
+    };
+    if (const std::string held = *d["eval"]["data"].value<std::string>(); !held.empty()) add_held_out("eval_loss", held);
+    for (auto &&[name, set] : *d["eval"].as_table())
+      if (set.is_table()) add_held_out("eval_loss." + std::string(name.str()), *set.as_table()->get("data")->value<std::string>());
     // Generation ends at the tokenizer's and the model's EOS and at the template's end of turn.
     std::vector<int64_t> stops(model_->config().eos_token_ids);
     if (tok_->eos_id) stops.push_back(*tok_->eos_id);
@@ -289,7 +332,6 @@ class Trainer {
     eval_seed_ = static_cast<uint64_t>(*d["eval"]["seed"].value<int64_t>());
     pipeline_ = std::make_unique<PluginPipeline>(cfg, reg, services_);
     // (Several sources without a data plugin were refused before the model loaded: train_cmd.cpp.)
-    make_optimizer();
   }
 
   // keel eval: one evaluation of the loaded model; metrics and alarms, no remedies, no files.
@@ -310,19 +352,26 @@ class Trainer {
 
   int run() {
     write_resolved_config();
+    pipeline_->on_start();
+    // The plugins shape the model (dropout, adapters, frozen parameters), then the optimizer takes
+    // what trains; a resumed run's weights and state are loaded over that.
+    services_.in_model_ready = true;
+    pipeline_->on_model_ready();
+    services_.in_model_ready = false;
+    make_optimizer();
     int64_t start = 0;
     if (opt_.resume) start = resume();  // prepare_run_dir made sure there is a checkpoint
     metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
     tb_ = std::make_unique<TensorBoardWriter>(run_dir_ / "tensorboard");
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-
-    pipeline_->on_start();
-    pipeline_->on_model_ready();
     model_->training = true;
-    if (start == 0) evaluate(0);
-    const auto t0 = std::chrono::steady_clock::now();
     int64_t step = start, last_saved = -1;
+    if (start == 0) {
+      evaluate(0);
+      if (new_best(0)) save_checkpoint(last_saved = 0);  // the model before training may be the best
+    }
+    const auto t0 = std::chrono::steady_clock::now();
     int exit_code = 0;
     for (; step < steps_; ++step) {
       if (g_signal) {
@@ -333,8 +382,13 @@ class Trainer {
       const int64_t done = step + 1;
       try {
         train_step(step);
-        if (done % eval_every_ == 0 || done == steps_) evaluate(done);
+        bool best = false;
+        if (done % eval_every_ == 0 || done == steps_) {
+          evaluate(done);
+          best = new_best(done);
+        }
         if (services_.rollback_reason) rollback(done);
+        else if (best && done % ckpt_every_ != 0) save_checkpoint(last_saved = done);
       } catch (const PluginError &) {
         // A plugin failed: keep what was trained, then stop with its message.
         save_checkpoint(done);
@@ -361,10 +415,25 @@ class Trainer {
     }
     if (last_saved != step) save_checkpoint(step);
     if (opt_.progress && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
+    if (*cfg_.doc["run"]["export_best"].value<bool>() && services_.best_step >= 0 && services_.best_step != step) {
+      for (const auto &c : list_checkpoints(run_dir_ / "checkpoints"))
+        if (c.step == services_.best_step) load_weights(c.path);
+      spdlog::info("export_best: final/ is the model of step {} ({} = {:.4f})", services_.best_step, best_metric_, best_value_);
+    }
     // Final export: on_export in reverse order (dropout off), then an HF folder.
     pipeline_->on_export();
     model_->training = false;
-    save_model(run_dir_ / "final", *model_, model_dir_, compute_dtype_ == torch::kHalf ? torch::kFloat : compute_dtype_);
+    if (model_->has_lora()) {
+      // Adapters still attached: a PEFT folder (peft.PeftModel.from_pretrained(base, final/)).
+      const auto trained = trained_base();
+      save_peft_folder(run_dir_ / "final", *model_, model_dir_, trained);
+      if (!trained.empty())
+        spdlog::warn("final/ is a PEFT adapter folder; the {} base parameters trained beside the adapters are in "
+                     "final/base_trained.safetensors, which PEFT does not read (merge the adapters to keep them)",
+                     trained.size());
+    } else {
+      save_model(run_dir_ / "final", *model_, model_dir_, compute_dtype_ == torch::kHalf ? torch::kFloat : compute_dtype_);
+    }
     tok_->save(run_dir_ / "final");
     pipeline_->on_end();
     summary(step, seconds_since(t0));
@@ -438,14 +507,16 @@ class Trainer {
     return out;
   }
 
+  // Every parameter and adapter; AdamW keeps moments only for those that get a gradient, so frozen
+  // ones cost no optimizer memory and stay bit-identical.
   void make_optimizer() {
     const auto &o = cfg_.doc["optim"];
     std::vector<torch::Tensor> decay, no_decay;
-    for (auto &[name, t] : model_->parameters()) {
-      t.set_requires_grad(true);
-      const bool nd = name.find("norm") != std::string::npos || name.size() > 5 && name.substr(name.size() - 5) == ".bias";
-      (nd ? no_decay : decay).push_back(t);
-    }
+    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
+      for (auto &[name, t] : *list) {
+        const bool nd = name.find("norm") != std::string::npos || name.size() > 5 && name.substr(name.size() - 5) == ".bias";
+        (nd ? no_decay : decay).push_back(t);
+      }
     auto opts = torch::optim::AdamWOptions(services_.base_lr)
                     .betas({*o["betas"][0].value<double>(), *o["betas"][1].value<double>()})
                     .eps(*o["eps"].value<double>())
@@ -459,6 +530,25 @@ class Trainer {
     grad_clip_ = *o["grad_clip"].value<double>();
   }
 
+  // Frozen parameters take no gradient this step (no weight-gradient products, nothing to clip or
+  // update); the others do.
+  void apply_freezing(int64_t step) {
+    for (auto it = services_.frozen.begin(); it != services_.frozen.end();)
+      it = step >= it->second ? services_.frozen.erase(it) : std::next(it);
+    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
+      for (auto &[name, t] : *list) const_cast<torch::Tensor &>(t).set_requires_grad(!services_.frozen.count(name));
+  }
+
+  // Base parameters that train beside LoRA adapters (what an adapter checkpoint must carry).
+  std::vector<std::pair<std::string, torch::Tensor>> trained_base() const {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto &[name, t] : model_->parameters()) {
+      auto it = services_.frozen.find(name);
+      if (it == services_.frozen.end() || it->second != TrainerServices::kForever) out.emplace_back(name, t.detach());
+    }
+    return out;
+  }
+
   void write_resolved_config() {
     std::ofstream out(run_dir_ / "config.toml");
     out << "# resolved by keel: every default filled in\n" << pipeline_->resolved_config() << "\n";
@@ -467,6 +557,8 @@ class Trainer {
   // ---- one optimizer step --------------------------------------------------------------------------
   void train_step(int64_t step) {
     const auto t0 = std::chrono::steady_clock::now();
+    reset_peak_rss();
+    apply_freezing(step);
     const double lr = pipeline_->lr(step, services_.base_lr);
     for (auto &g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
 
@@ -490,20 +582,12 @@ class Trainer {
       loss_sum += micro_batch(mb, counted);
     }
     const double loss = counted ? loss_sum / static_cast<double>(counted) : 0.0;
-    std::vector<torch::Tensor> grads;
-    for (auto &[n, t] : model_->parameters())
-      if (t.grad().defined()) grads.push_back(t.grad());
+    std::vector<torch::Tensor> grads;  // frozen parameters have none: not clipped, not updated
+    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
+      for (auto &[n, t] : *list)
+        if (t.grad().defined()) grads.push_back(t.grad());
     const double norm = clip_grad_norm(grads, grad_clip_);
     bool finite = std::isfinite(loss) && std::isfinite(norm);
-    // Frozen parameters: no gradient, so AdamW leaves them (and their moments) alone.
-    for (auto it = services_.frozen.begin(); it != services_.frozen.end();) {
-      if (step >= it->second) {
-        it = services_.frozen.erase(it);
-      } else {
-        model_->parameter(it->first).mutable_grad() = torch::Tensor();
-        ++it;
-      }
-    }
     if (step >= force_nonfinite_from_ && step <= force_nonfinite_to_) finite = false;
     if (finite) {
       optim_->step();
@@ -523,6 +607,7 @@ class Trainer {
     if (done % log_every_ == 0 || done == steps_ || !finite) {
       json row = {{"step", done}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}, {"tokens_per_s", tokens / secs},
                   {"rows", step_rows_}};
+      if (const double mb = peak_rss_mb(); mb > 0) row["peak_rss_mb"] = mb;
       if (!finite) row["skipped"] = true;
       log_row(row);
       for (const char *k : {"loss", "lr", "grad_norm", "tokens_per_s"}) scalar(std::string("train/") + k, row[k].get<double>(), done);
@@ -640,7 +725,7 @@ class Trainer {
 
   // ---- evaluation, alarms, remedies ---------------------------------------------------------------
   // Mean loss per trained token of the held-out set, teacher-forced, in eval mode (no dropout).
-  double held_out_loss() {
+  double held_out_loss(const std::vector<Example> &held_out_) {
     torch::NoGradGuard no_grad;
     const auto head = model_->lm_head_weight();
     double sum = 0;
@@ -691,10 +776,10 @@ class Trainer {
     const auto t0 = std::chrono::steady_clock::now();
     const bool was = model_->training;
     model_->training = false;
-    if (!held_out_.empty()) {
-      const double l = held_out_loss();
-      services_.metrics["eval_loss"] = {l, false, "", step, "keel"};
-      services_.metrics["eval_loss.ppl"] = {std::exp(l), false, "", step, "keel"};
+    for (const auto &[metric, examples] : held_out_) {
+      const double l = held_out_loss(examples);
+      services_.metrics[metric] = {l, false, "", step, "keel"};
+      services_.metrics[metric + ".ppl"] = {std::exp(l), false, "", step, "keel"};
     }
     SamplingSettings s;
     const auto &g = services_.generation;
@@ -807,6 +892,7 @@ class Trainer {
                {"alarms", std::vector<std::string>(active_alarms_.begin(), active_alarms_.end())},
                {"tokens", tokens_},
                {"frozen", services_.frozen},
+               {"best", {{"metric", best_metric_}, {"value", best_value_}, {"step", services_.best_step}}},
                {"embedding_noise", model_->dropout.neftune_alpha}};
     json remedies = json::array();
     for (const auto &p : pipeline_->plugins())
@@ -817,7 +903,9 @@ class Trainer {
     st["metrics"] = metrics;
     const bool was = model_->training;
     write_checkpoint(run_dir_ / "checkpoints", step, [&](const fs::path &dir) {
-      save_model(dir, *model_, model_dir_, torch::kFloat);
+      // With LoRA only the adapters and what trains beside them: the base is the model folder's.
+      if (model_->has_lora()) save_peft_folder(dir, *model_, model_dir_, trained_base());
+      else save_model(dir, *model_, model_dir_, torch::kFloat);
       tok_->save(dir);
       // Test seam: hold the write half-done so a test can kill -9 the process inside it.
       if (const char *pause = std::getenv("KEEL_TEST_CHECKPOINT_PAUSE")) ::usleep(static_cast<useconds_t>(std::atof(pause) * 1e6));
@@ -827,15 +915,23 @@ class Trainer {
       std::ofstream(dir / "trainer_state.json") << st.dump(2) << "\n";
     });
     model_->training = was;
-    prune_checkpoints(run_dir_ / "checkpoints", keep_last_);
+    prune_checkpoints(run_dir_ / "checkpoints", keep_last_, services_.best_step);
     spdlog::debug("checkpoint at step {}", step);
   }
 
   // Loads weights and optimizer moments from a checkpoint folder.
   void load_weights(const fs::path &dir) {
-    auto m = load_model(dir, device_, torch::kFloat);
-    torch::NoGradGuard g;
-    for (size_t i = 0; i < m->parameters().size(); ++i) model_->parameters()[i].second.copy_(m->parameters()[i].second);
+    const bool adapters = fs::exists(dir / "adapter_model.safetensors");
+    if (adapters != model_->has_lora())
+      throw UserError(fmt::format("{} holds {}, but this pipeline {}: resume with the pipeline that wrote it", dir.string(),
+                                  adapters ? "LoRA adapters" : "a full model", model_->has_lora() ? "attaches LoRA adapters" : "has no lora"));
+    if (adapters) {
+      load_peft_tensors(dir, *model_);
+    } else {
+      auto m = load_model(dir, device_, torch::kFloat);
+      torch::NoGradGuard g;
+      for (size_t i = 0; i < m->parameters().size(); ++i) model_->parameters()[i].second.copy_(m->parameters()[i].second);
+    }
     torch::load(*optim_, (dir / "optimizer.pt").string());
   }
 
@@ -863,6 +959,10 @@ class Trainer {
     rollbacks_ = st["rollbacks"].get<int64_t>();
     tokens_ = st["tokens"].get<int64_t>();
     services_.frozen = st["frozen"].get<std::map<std::string, int64_t>>();
+    if (st.contains("best") && st["best"]["metric"] == best_metric_) {
+      best_value_ = st["best"]["value"].get<double>();
+      services_.best_step = st["best"]["step"].get<int64_t>();
+    }
     healthy_ = st["healthy"].get<bool>();
     for (const auto &a : st["alarms"]) active_alarms_.insert(a.get<std::string>());
     for (size_t i = 0; i < pipeline_->plugins().size() && i < st["remedies"].size(); ++i) {
@@ -880,10 +980,11 @@ class Trainer {
   void rollback(int64_t step) {
     const std::string reason = *services_.rollback_reason;
     services_.rollback_reason.reset();
+    const int64_t to_step = std::exchange(services_.rollback_step, -1);
     const CheckpointRecord *target = nullptr;
     auto all = list_checkpoints(run_dir_ / "checkpoints");
     for (const auto &c : all)
-      if (c.healthy) target = &c;
+      if (to_step < 0 ? c.healthy : c.step == to_step) target = &c;
     if (!target) return;  // request_rollback refused this already
     load_weights(target->path);
     ++rollbacks_;
@@ -891,6 +992,26 @@ class Trainer {
     spdlog::warn("rollback: weights and optimizer restored from step {} (at step {}; {})", target->step, step, reason);
     log_row({{"step", step}, {"rollback", {{"to", target->step}, {"reason", reason}}}});
     scalar("rollback", static_cast<double>(target->step), step);
+  }
+
+  // keep_best: whether the metric, as this evaluation at `step` left it, is the best so far (then
+  // that step's checkpoint is kept). A metric that was not published at this step changes nothing.
+  bool new_best(int64_t step) {
+    if (best_metric_.empty() || eval_only_) return false;
+    auto it = services_.metrics.find(best_metric_);
+    if (it == services_.metrics.end() && !best_warned_) {
+      best_warned_ = true;
+      std::string known;
+      for (const auto &[n, m] : services_.metrics) known += (known.empty() ? "" : ", ") + n;
+      spdlog::warn("keep_best: no metric '{}' at step {} (metrics: {})", best_metric_, step, known.empty() ? "none" : known);
+    }
+    if (it == services_.metrics.end() || it->second.step != step || !std::isfinite(it->second.value)) return false;
+    const double v = it->second.value;
+    if (services_.best_step >= 0 && (best_max_ ? v <= best_value_ : v >= best_value_)) return false;
+    best_value_ = v;
+    services_.best_step = step;
+    spdlog::info("keep_best: {} = {:.4f} at step {}, the best so far", best_metric_, v, step);
+    return true;
   }
 
   // ---- output --------------------------------------------------------------------------------------
@@ -935,7 +1056,7 @@ class Trainer {
   DataSources sources_;
   std::vector<DatasetStats> stats_;
   std::vector<Probe> probes_;
-  std::vector<Example> held_out_;  // [eval] data
+  std::vector<std::pair<std::string, std::vector<Example>>> held_out_;  // metric name, examples
   std::vector<int64_t> stop_ids_;
   TrainerServices services_;
   std::unique_ptr<PluginPipeline> pipeline_;
@@ -948,6 +1069,9 @@ class Trainer {
   bool healthy_ = true;
   int64_t skipped_ = 0, nonfinite_in_row_ = 0, rollbacks_ = 0, tokens_ = 0, alarm_count_ = 0, remedy_count_ = 0;
   int64_t resumed_at_ = 0;
+  std::string best_metric_;  // [run] keep_best
+  bool best_max_ = false, best_warned_ = false;
+  double best_value_ = 0;
   bool eval_only_ = false;
   bool packing_ = false;
   int64_t chunk_rows_ = 0;
@@ -960,8 +1084,8 @@ class Trainer {
 };
 
 int run_eval(const PipelineConfig &config, const PluginRegistry &registry, const std::string &checkpoint) {
-  if (!fs::exists(fs::path(checkpoint) / "config.json"))
-    throw UserError(checkpoint + ": not a model folder (no config.json)");
+  if (!fs::exists(fs::path(checkpoint) / "config.json") && !fs::exists(fs::path(checkpoint) / "adapter_config.json"))
+    throw UserError(checkpoint + ": not a model folder (no config.json) nor a LoRA adapter folder (no adapter_config.json)");
   PipelineConfig cfg = config;
   cfg.doc["model"].as_table()->insert_or_assign("path", checkpoint);
   int64_t step = 0;

@@ -132,5 +132,5 @@ TEST_CASE("data_mix: shares must sum to 1 and name sources of the run") {
                        doctest::Contains("the shares sum to 1.1"), UserError);
   PluginPipeline p(mix_config(""), registry(), h);
   CHECK_THROWS_WITH_AS(p.on_start(), doctest::Contains("sources.general: no [data.general] source in this run (sources: target)"),
-                       PluginError);
+                       UserError);  // a setting to fix: exit 2
 }

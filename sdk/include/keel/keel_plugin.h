@@ -43,7 +43,7 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define KEEL_ABI_MAJOR 1u
-#define KEEL_ABI_MINOR 1u
+#define KEEL_ABI_MINOR 2u
 
 /* The ABI version a struct or library was compiled against. */
 typedef struct keel_abi_version {
@@ -214,6 +214,7 @@ typedef struct keel_checkpoint_info {
   int64_t step;
   int32_t healthy;  /* 1 when no alarm was active at its evaluation */
   const char *path; /* borrowed until the next host call            */
+  int32_t best;     /* ABI 1.2: 1 for the one [run] keep_best keeps   */
 } keel_checkpoint_info_t;
 
 /* Sink for save_state; the host owns it and copies what it is given. */
@@ -222,6 +223,18 @@ typedef struct keel_state_writer {
   void *ctx;
   keel_status_t (*write)(struct keel_state_writer *self, const void *data, uint64_t size);
 } keel_state_writer_t;
+
+/* LoRA adapters asked for through host->attach_lora (ABI 1.2): on every decoder projection whose
+   module name ("model.layers.3.self_attn.q_proj") matches `targets` (an ECMAScript regular
+   expression, searched), y = x W^T + (alpha / rank) * dropout(x) A^T B^T, A [rank, in] initialised
+   as PEFT does (uniform +-1/sqrt(in)), B [out, rank] zero. */
+typedef struct keel_lora_spec {
+  uint32_t struct_size;
+  int64_t rank;
+  double alpha;
+  double dropout;      /* on the adapter's input, training only */
+  const char *targets; /* borrowed for the call */
+} keel_lora_spec_t;
 
 /* Dropout sites of the model. */
 typedef int32_t keel_dropout_site_t;
@@ -334,6 +347,19 @@ typedef struct keel_host {
      (no dropout): fp32 [n] on the CPU, valid until the end of the hook. KEEL_UNSUPPORTED where
      no training batch exists (keel eval, or before the first step). */
   keel_status_t (*train_entropy)(const struct keel_host *self, DLTensor *out);
+
+  /* ---- appended in ABI 1.2 ---- */
+  /* In on_model_ready: attach LoRA adapters and freeze every base parameter for the whole run;
+     the adapters are the trained parameters (named "<module>.lora_A.weight", "<module>.lora_B.weight"
+     in parameter_name), and freeze_parameter(name, 0) trains a base parameter beside them.
+     Checkpoints then hold the adapters, the base parameters that train, and their optimizer state.
+     At the end of the run the host writes final/ as a PEFT adapter folder, unless merge_lora ran. */
+  keel_status_t (*attach_lora)(const struct keel_host *self, const keel_lora_spec_t *spec);
+  /* In on_export: fold the adapters into the weights (W += alpha / rank * B A) and drop them, so
+     final/ is an ordinary model folder. */
+  keel_status_t (*merge_lora)(const struct keel_host *self);
+  /* As request_rollback, to the checkpoint of `step` (one that checkpoint_info lists). */
+  keel_status_t (*request_rollback_to)(const struct keel_host *self, int64_t step, const char *reason);
 } keel_host_t;
 
 /* ---------------------------------------------------------------------------------------------

@@ -198,6 +198,11 @@ class Host {
   void request_rollback(const std::string &reason) const {
     check(h_->request_rollback(h_, reason.c_str()), "request_rollback");
   }
+  // ABI 1.2: roll back to the checkpoint of `step`.
+  void request_rollback_to(int64_t step, const std::string &reason) const {
+    if (!KEEL_HAS_FIELD(h_, keel_host_t, request_rollback_to)) throw Error("this keel host predates request_rollback_to (ABI 1.2)", KEEL_UNSUPPORTED);
+    check(h_->request_rollback_to(h_, step, reason.c_str()), "request_rollback_to");
+  }
   void request_stop(const std::string &reason) const {
     check(h_->request_stop(h_, reason.c_str()), "request_stop");
   }
@@ -211,6 +216,16 @@ class Host {
   keel_status_t train_entropy(DLTensor &out) const {
     if (!KEEL_HAS_FIELD(h_, keel_host_t, train_entropy)) return KEEL_UNSUPPORTED;  // a host older than 1.1
     return h_->train_entropy(h_, &out);
+  }
+  // ABI 1.2: LoRA adapters (see keel_host_t::attach_lora).
+  void attach_lora(int64_t rank, double alpha, double dropout, const std::string &targets) const {
+    if (!KEEL_HAS_FIELD(h_, keel_host_t, attach_lora)) throw Error("this keel host predates LoRA (ABI 1.2)", KEEL_UNSUPPORTED);
+    keel_lora_spec_t spec{sizeof spec, rank, alpha, dropout, targets.c_str()};
+    check(h_->attach_lora(h_, &spec), "attach_lora");
+  }
+  void merge_lora() const {
+    if (!KEEL_HAS_FIELD(h_, keel_host_t, merge_lora)) throw Error("this keel host predates LoRA (ABI 1.2)", KEEL_UNSUPPORTED);
+    check(h_->merge_lora(h_), "merge_lora");
   }
   // This run's checkpoints, oldest first.
   std::vector<keel_checkpoint_info_t> checkpoints() const {
