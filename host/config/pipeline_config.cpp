@@ -30,6 +30,8 @@ const std::vector<keel_param_spec_t> &run_schema() {
       spec("packing", KEEL_PARAM_BOOL, "false",
            "pack several examples per row (own positions, block-diagonal mask) instead of padding"),
       spec("seed", KEEL_PARAM_INT, "1234", "seed of every random choice", 0, 9.2e18),
+      spec("activation_checkpointing", KEEL_PARAM_BOOL, "false",
+           "recompute each decoder layer in the backward pass: less activation memory, about a third more compute"),
       spec("checkpoint_every", KEEL_PARAM_INT, "500", "steps between checkpoints", 1, 1e12),
       spec("eval_every", KEEL_PARAM_INT, "200", "steps between evaluations", 1, 1e12),
       spec("keep_last", KEEL_PARAM_INT, "3", "checkpoints kept (plus the last healthy one)", 1, 1e6),

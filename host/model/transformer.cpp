@@ -3,6 +3,8 @@
 #include <cmath>
 #include <regex>
 
+#include <ATen/autocast_mode.h>
+
 #include "common/errors.hpp"
 #include "model/ops.hpp"
 
@@ -258,18 +260,74 @@ torch::Tensor Transformer::hidden(const torch::Tensor &ids, const torch::Tensor 
   auto freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_;
   auto emb = torch::cat({freqs, freqs}, -1);
   auto cos = emb.cos().to(x.scalar_type()), sin = emb.sin().to(x.scalar_type());
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    auto &W = layer_[static_cast<size_t>(l)];
-    x = x + attention(l, rms_norm(x, W.at("input_layernorm.weight"), c.rms_norm_eps), cos, sin, attend, cache);
-    auto h = rms_norm(x, W.at("post_attention_layernorm.weight"), c.rms_norm_eps);
-    auto mlp = linear(l, "mlp.down_proj",
-                      F::silu(linear(l, "mlp.gate_proj", h, c.mlp_bias)) * linear(l, "mlp.up_proj", h, c.mlp_bias),
-                      c.mlp_bias);
-    if (training && dropout.ffn > 0) mlp = torch::dropout(mlp, dropout.ffn, true);
-    x = x + mlp;
-  }
+  const bool recompute = activation_checkpointing && training && !cache && torch::GradMode::is_enabled();
+  // The checkpointed layers' parameters are not inputs of the autograd function: its input must
+  // require a gradient, or autograd never calls its backward (frozen embeddings, under LoRA).
+  if (recompute && !x.requires_grad()) x = x.detach().requires_grad_(true);
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    x = recompute ? CheckpointedLayer::apply(x, this, l, cos, sin, &attend) : layer(l, x, cos, sin, attend, cache);
   if (cache) cache->length = total;
   return rms_norm(x, params_[index_.at("model.norm.weight")].second, c.rms_norm_eps);
+}
+
+torch::Tensor Transformer::layer(int64_t l, const torch::Tensor &x_in, const torch::Tensor &cos, const torch::Tensor &sin,
+                                 const torch::Tensor &attend, KVCache *cache) {
+  const auto &c = cfg_;
+  auto &W = layer_[static_cast<size_t>(l)];
+  auto x = x_in + attention(l, rms_norm(x_in, W.at("input_layernorm.weight"), c.rms_norm_eps), cos, sin, attend, cache);
+  auto h = rms_norm(x, W.at("post_attention_layernorm.weight"), c.rms_norm_eps);
+  auto mlp = linear(l, "mlp.down_proj",
+                    F::silu(linear(l, "mlp.gate_proj", h, c.mlp_bias)) * linear(l, "mlp.up_proj", h, c.mlp_bias),
+                    c.mlp_bias);
+  if (training && dropout.ffn > 0) mlp = torch::dropout(mlp, dropout.ffn, true);
+  return x + mlp;
+}
+
+// Activation checkpointing (PyTorch's reentrant checkpoint, per decoder layer): the forward keeps
+// only the layer's input; the backward runs the layer again with the random state and autocast
+// setting of the first pass (so dropout draws the same masks), then backpropagates through it,
+// which accumulates the parameters' gradients and gives the input's.
+torch::Tensor Transformer::CheckpointedLayer::forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x,
+                                                      Transformer *model, int64_t l, const torch::Tensor &cos,
+                                                      const torch::Tensor &sin, const torch::Tensor *attend) {
+  at::Generator gen = at::globalContext().defaultGenerator(x.device());
+  ctx->saved_data["rng"] = gen.get_state();
+  ctx->saved_data["model"] = reinterpret_cast<int64_t>(model);
+  ctx->saved_data["layer"] = l;
+  ctx->saved_data["cos"] = cos;
+  ctx->saved_data["sin"] = sin;
+  ctx->saved_data["attend"] = *attend;  // by pointer: an undefined tensor cannot be an autograd input
+  ctx->saved_data["autocast"] = x.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA);
+  ctx->saved_data["autocast_dtype"] = static_cast<int64_t>(at::autocast::get_autocast_dtype(at::kCUDA));
+  ctx->save_for_backward({x});
+  return model->layer(l, x, cos, sin, *attend, nullptr);
+}
+
+torch::autograd::variable_list Transformer::CheckpointedLayer::backward(torch::autograd::AutogradContext *ctx,
+                                                                        torch::autograd::variable_list grad_out) {
+  auto *model = reinterpret_cast<Transformer *>(ctx->saved_data["model"].toInt());
+  auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+  at::Generator gen = at::globalContext().defaultGenerator(x.device());
+  const torch::Tensor now = gen.get_state();
+  gen.set_state(ctx->saved_data["rng"].toTensor());
+  const bool autocast = ctx->saved_data["autocast"].toBool();
+  torch::Tensor y;
+  {
+    torch::AutoGradMode grad(true);
+    if (autocast) {
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+    }
+    y = model->layer(ctx->saved_data["layer"].toInt(), x, ctx->saved_data["cos"].toTensor(),
+                     ctx->saved_data["sin"].toTensor(), ctx->saved_data["attend"].toTensor(), nullptr);
+    if (autocast) {
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+    }
+  }
+  gen.set_state(now);
+  torch::autograd::backward({y}, {grad_out[0]});
+  return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
 }
 
 torch::Tensor Transformer::lm_head_weight() const {

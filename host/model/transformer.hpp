@@ -85,11 +85,23 @@ class Transformer {
 
   Dropout dropout;
   bool training = false;
+  // Recompute each decoder layer in the backward pass instead of keeping its activations
+  // ([run] activation_checkpointing): about one more forward per step, a layer's worth of memory.
+  bool activation_checkpointing = false;
 
  private:
   torch::Tensor attention(int64_t layer, const torch::Tensor &x, const torch::Tensor &cos,
                           const torch::Tensor &sin, const torch::Tensor &attend, KVCache *cache);
   void add(const std::string &name, std::vector<int64_t> shape);
+  // Decoder layer `l` on the residual stream x.
+  torch::Tensor layer(int64_t l, const torch::Tensor &x, const torch::Tensor &cos, const torch::Tensor &sin,
+                      const torch::Tensor &attend, KVCache *cache);
+  struct CheckpointedLayer : torch::autograd::Function<CheckpointedLayer> {
+    static torch::Tensor forward(torch::autograd::AutogradContext *ctx, const torch::Tensor &x, Transformer *model,
+                                 int64_t l, const torch::Tensor &cos, const torch::Tensor &sin, const torch::Tensor *attend);
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                   torch::autograd::variable_list grad_out);
+  };
   // F::linear of layer `l`'s projection `proj` ("self_attn.q_proj"), plus its adapter if any.
   torch::Tensor linear(int64_t l, const std::string &proj, const torch::Tensor &x, bool bias);
 

@@ -278,6 +278,7 @@ class Trainer {
     model_dir_ = model_path;
     spdlog::info("loading {} on {}", model_path, device_.str());
     model_ = load_model(model_path, device_, torch::kFloat);
+    model_->activation_checkpointing = *d["run"]["activation_checkpointing"].value<bool>();
     if (model_->has_lora())
       throw UserError(fmt::format("[model] path {} is a LoRA adapter folder: train from its base model, or from a "
                                   "merged export (lora's export = \"merged\")", model_path));
