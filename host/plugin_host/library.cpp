@@ -144,12 +144,12 @@ const PluginLibrary &load_plugin_library(const fs::path &path) {
   rec.path = key;
   rec.entry = &lib.get<const keel_plugin_entry_t>(KEEL_PLUGIN_ENTRY_SYMBOL);
   handles->push_back(std::move(lib));
-  rec.descriptor = rec.entry->descriptor;
   try {
-    validate(rec);
+    validate(rec);  // checks the entry's struct_size before its descriptor field is read
   } catch (const UserError &e) {
     throw UserError(fmt::format("{}: {}", path.string(), e.what()));
   }
+  rec.descriptor = rec.entry->descriptor;
   return loaded->emplace(key, rec).first->second;
 }
 

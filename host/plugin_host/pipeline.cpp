@@ -339,25 +339,33 @@ PluginPipeline::PluginPipeline(const PipelineConfig &config, const PluginRegistr
       throw UserError(fmt::format("{}: plugin '{}' refused its configuration: {}", in->where, in->name,
                                   in->error.empty() ? fmt::format("status {}", s) : in->error));
     in->plugin = created;
+    // An instance built against an older keel_plugin_t is shorter: a hook is present when its
+    // field lies inside the instance's struct_size and is set (rule 2; never read past the size).
     const uint64_t hooks = p.lib->descriptor->hooks;
+#define KEEL_HOOK_PRESENT(field) (KEEL_HAS_FIELD(created, keel_plugin_t, field) && created->field != nullptr)
     const std::pair<uint64_t, bool> declared[] = {
-        {KEEL_HOOK_ON_START, created->on_start != nullptr},
-        {KEEL_HOOK_ON_END, created->on_end != nullptr},
-        {KEEL_HOOK_LR, created->lr != nullptr},
-        {KEEL_HOOK_ON_MODEL_READY, created->on_model_ready != nullptr},
-        {KEEL_HOOK_ON_EXPORT, created->on_export != nullptr},
-        {KEEL_HOOK_LOSS, created->loss != nullptr},
-        {KEEL_HOOK_COMPOSE_BATCH, created->compose_batch != nullptr},
-        {KEEL_HOOK_ON_EVAL, created->on_eval != nullptr},
-        {KEEL_HOOK_ON_ALARM, created->on_alarm != nullptr},
-        {KEEL_HOOK_STATE, created->save_state != nullptr && created->load_state != nullptr}};
-    bool ok = created->struct_size >= sizeof(keel_plugin_t) && created->destroy != nullptr;
-    for (auto [bit, present] : declared) ok = ok && (!(hooks & bit) || present);
+        {KEEL_HOOK_ON_START, KEEL_HOOK_PRESENT(on_start)},
+        {KEEL_HOOK_ON_END, KEEL_HOOK_PRESENT(on_end)},
+        {KEEL_HOOK_LR, KEEL_HOOK_PRESENT(lr)},
+        {KEEL_HOOK_ON_MODEL_READY, KEEL_HOOK_PRESENT(on_model_ready)},
+        {KEEL_HOOK_ON_EXPORT, KEEL_HOOK_PRESENT(on_export)},
+        {KEEL_HOOK_LOSS, KEEL_HOOK_PRESENT(loss)},
+        {KEEL_HOOK_COMPOSE_BATCH, KEEL_HOOK_PRESENT(compose_batch)},
+        {KEEL_HOOK_ON_EVAL, KEEL_HOOK_PRESENT(on_eval)},
+        {KEEL_HOOK_ON_ALARM, KEEL_HOOK_PRESENT(on_alarm)},
+        {KEEL_HOOK_STATE, KEEL_HOOK_PRESENT(save_state) && KEEL_HOOK_PRESENT(load_state)}};
+    bool ok = KEEL_HOOK_PRESENT(destroy);
+#undef KEEL_HOOK_PRESENT
+    uint64_t missing = 0;
+    for (auto [bit, present] : declared)
+      if ((hooks & bit) && !present) missing |= bit;
     plugins_.push_back(std::move(in));
-    if (!ok)
-      throw PluginError(fmt::format("plugin '{}' ({}): its instance lacks a hook that its descriptor "
-                                    "declares ({}), or destroy",
-                                    p.lib->name(), p.lib->path.string(), hook_names(hooks)));
+    if (!ok || missing) {
+      if (!ok) plugins_.back()->plugin = nullptr;  // no destroy to call
+      throw PluginError(fmt::format("plugin '{}' ({}): its instance ({} bytes) lacks {} that its descriptor declares",
+                                    p.lib->name(), p.lib->path.string(), created->struct_size,
+                                    ok ? "hooks " + hook_names(missing) : std::string("destroy")));
+    }
   }
 }
 

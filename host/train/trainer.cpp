@@ -381,8 +381,10 @@ class Trainer {
       }
       services_.step = step;
       const int64_t done = step + 1;
+      bool updated = false;  // the optimizer step of `step` happened (or was skipped as non-finite)
       try {
         train_step(step);
+        updated = true;
         bool best = false;
         if (done % eval_every_ == 0 || done == steps_) {
           evaluate(done);
@@ -391,9 +393,20 @@ class Trainer {
         if (services_.rollback_reason) rollback(done);
         else if (best && done % ckpt_every_ != 0) save_checkpoint(last_saved = done);
       } catch (const PluginError &) {
-        // A plugin failed: keep what was trained, then stop with its message.
-        save_checkpoint(done);
-        spdlog::error("a plugin failed at step {}; checkpoint saved", done);
+        // A plugin failed. Inside the step (LR, batch, loss) nothing consistent exists to save: the
+        // last checkpoint stands. After the update (evaluation, remedies) the step is whole: save
+        // it, but a second failure while saving never hides the first error.
+        if (!updated) {
+          spdlog::error("a plugin failed during step {}: that step is not saved; the last checkpoint stands", done);
+        } else {
+          try {
+            save_checkpoint(done);
+            spdlog::error("a plugin failed after step {}; checkpoint saved", done);
+          } catch (const std::exception &e) {
+            spdlog::error("a plugin failed after step {}; the checkpoint after it could not be saved either: {}", done,
+                          e.what());
+          }
+        }
         throw;
       }
       if (done % ckpt_every_ == 0) {

@@ -87,4 +87,14 @@ check(p.returncode == 2 and "2 data sources" in p.stderr and "no data plugin" in
       f"two sources without a data plugin: exit {p.returncode}: {p.stderr.strip()[-200:]}")
 p = train(pipeline(name="two", model="no-such-model", extra='[[pipeline]]\nplugin = "no_such_plugin"\n'))
 check(p.returncode == 2 and "unknown plugin 'no_such_plugin'" in p.stderr, f"an unknown plugin before the model: {p.stderr.strip()[-160:]}")
+
+# A plugin that fails inside a step (fixture_throws: its lr hook, at step 3) leaves no checkpoint
+# for that step: the data cursors had moved, the update had not happened. The last one stands.
+fixtures = os.path.join(os.path.dirname(os.path.abspath(KEEL)), "..", "tests", "fixtures")
+p = subprocess.run([KEEL, "train", pipeline(name="fails", extra='[[pipeline]]\nplugin = "fixture_throws"\n'),
+                    "--no-progress", "--set", "run.steps=6", "--plugin-dir", fixtures], capture_output=True, text=True)
+kept = sorted(os.listdir("runs/fails/checkpoints")) if os.path.isdir("runs/fails/checkpoints") else []
+check(p.returncode == 1 and "deliberate failure at step 3" in p.stderr and "step 4 is not saved" not in p.stderr and
+      "that step is not saved" in p.stderr and kept[-1:] == ["step-000003"],
+      f"a plugin failing inside step 4: exit {p.returncode}, checkpoints {kept}, the original error kept")
 check.finish()

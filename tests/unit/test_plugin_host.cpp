@@ -52,6 +52,7 @@ TEST_CASE("broken libraries are refused with the reason") {
   CHECK(load_error("fixture_abi_major").find("ABI 2.0 is not supported: this keel speaks ABI 1.2") != std::string::npos);
   CHECK(load_error("fixture_abi_minor").find("ABI 1.99 is newer than this keel's ABI 1.2") != std::string::npos);
   CHECK(load_error("fixture_no_description").find("required field 'description'") != std::string::npos);
+  CHECK(load_error("fixture_short_entry").find("keel_plugin_entry has no create function") != std::string::npos);
   CHECK(load_error("fixture_torch").find("built against torch 1.0.0, but this keel uses torch " + host_torch_version()) !=
         std::string::npos);
 }
@@ -206,4 +207,17 @@ TEST_CASE("services a command lacks fail with UNSUPPORTED and a reason, not a cr
   CHECK(small.step == -1);
   CHECK(h->request_stop(h, "enough") == KEEL_OK);
   CHECK(*s.stop_reason == "fixture_ok: enough");
+}
+
+TEST_CASE("an instance built against a shorter keel_plugin_t runs when it covers its declared hooks") {
+  HostServices s;
+  s.total_steps = 10;
+  PluginPipeline p(config("short", "[[pipeline]]\nplugin = \"fixture_short_instance\"\nscale = 0.5\n"), registry(), s);
+  p.on_start();
+  CHECK(p.lr(0, 1.0) == doctest::Approx(0.5));
+  p.on_end();
+  // The same instance size declaring on_alarm, whose field lies past the end: refused, and why.
+  CHECK_THROWS_WITH_AS(
+      PluginPipeline(config("short_bad", "[[pipeline]]\nplugin = \"fixture_short_instance_bad\"\n"), registry(), s),
+      doctest::Contains("lacks hooks on_alarm that its descriptor declares"), PluginError);
 }
