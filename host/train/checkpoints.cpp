@@ -5,7 +5,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+
+#include <fmt/format.h>
+#include <xxhash.h>
 
 #include "common/errors.hpp"
 
@@ -14,13 +19,36 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// fsync a file or folder; a failure (EIO, ENOSPC from delayed allocation) is an error.
 void fsync_path(const fs::path &p) {
   int fd = ::open(p.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  if (fd < 0) throw UserError(fmt::format("cannot open {} to sync it: {}", p.string(), std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw UserError(fmt::format("cannot sync {} to disk: {} (disk full?)", p.string(), std::strerror(err)));
 }
+
+// Size and XXH3-64 of a file, read in 8 MB blocks.
+std::pair<uint64_t, std::string> size_and_hash(const fs::path &p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw UserError("cannot read " + p.string());
+  XXH3_state_t *st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<char> buf(8 << 20);
+  uint64_t size = 0;
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    XXH3_64bits_update(st, buf.data(), n);
+    size += n;
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  return {size, fmt::format("{:016x}", h)};
+}
+
+constexpr const char *kManifest = "manifest.json";
 
 std::string step_name(int64_t step) {
   char buf[32];
@@ -58,7 +86,20 @@ fs::path write_checkpoint(const fs::path &dir, int64_t step, const std::function
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   fill(tmp);
-  for (const auto &e : fs::directory_iterator(tmp)) fsync_path(e.path());
+  // The manifest (size and hash of every file) is written last: loading checks it.
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto &e : fs::directory_iterator(tmp)) {
+    fsync_path(e.path());
+    auto [size, hash] = size_and_hash(e.path());
+    files[e.path().filename().string()] = {{"size", size}, {"xxh3", hash}};
+  }
+  {
+    std::ofstream m(tmp / kManifest);
+    m << nlohmann::json{{"files", files}}.dump(1) << "\n";
+    m.close();
+    if (!m) throw UserError(fmt::format("cannot write {} (disk full?)", (tmp / kManifest).string()));
+  }
+  fsync_path(tmp / kManifest);
   fsync_path(tmp);
   // Re-saving a step (the one a run resumed from): the old one stays until the new one is in.
   const fs::path old = dir / (".old-" + step_name(step));
@@ -84,6 +125,24 @@ void prune_checkpoints(const fs::path &dir, int64_t keep_last, int64_t keep_step
     if (e.path().filename().string().rfind(".tmp-", 0) == 0 ||
         (e.path().filename().string().rfind(".old-", 0) == 0 && fs::exists(dir / e.path().filename().string().substr(5))))
       fs::remove_all(e.path());
+}
+
+void verify_checkpoint(const fs::path &dir) {
+  const fs::path mf = dir / kManifest;
+  if (!fs::exists(mf)) return;  // written by a keel before manifests
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(mf), nullptr, false);
+  if (!j.is_object() || !j.contains("files") || !j["files"].is_object())
+    throw UserError(mf.string() + ": not a checkpoint manifest");
+  for (auto &[name, want] : j["files"].items()) {
+    const fs::path f = dir / name;
+    if (!fs::exists(f)) throw UserError(fmt::format("{}: {} is missing (the checkpoint is incomplete)", dir.string(), name));
+    auto [size, hash] = size_and_hash(f);
+    if (size != want.value("size", uint64_t{0}) || hash != want.value("xxh3", std::string()))
+      throw UserError(fmt::format("{}: {} is damaged ({} bytes, hash {}; the manifest says {} bytes, hash {}): move this "
+                                  "checkpoint aside to resume from the one before",
+                                  dir.string(), name, size, hash, want.value("size", uint64_t{0}),
+                                  want.value("xxh3", std::string())));
+  }
 }
 
 void write_blobs(const fs::path &file, const std::vector<std::pair<std::string, std::vector<uint8_t>>> &blobs) {

@@ -926,7 +926,10 @@ class Trainer {
       torch::save(*optim_, (dir / "optimizer.pt").string());
       torch::save(at::detail::getDefaultCPUGenerator().get_state(), (dir / "rng.pt").string());
       write_blobs(dir / "plugin_state.bin", states);
-      std::ofstream(dir / "trainer_state.json") << st.dump(2) << "\n";
+      std::ofstream out(dir / "trainer_state.json");
+      out << st.dump(2) << "\n";
+      out.close();
+      if (!out) throw UserError(fmt::format("cannot write {} (disk full?)", (dir / "trainer_state.json").string()));
     });
     model_->training = was;
     prune_checkpoints(run_dir_ / "checkpoints", keep_last_, services_.best_step);
@@ -935,6 +938,7 @@ class Trainer {
 
   // Loads weights and optimizer moments from a checkpoint folder.
   void load_weights(const fs::path &dir) {
+    verify_checkpoint(dir);
     const bool adapters = fs::exists(dir / "adapter_model.safetensors");
     if (adapters != model_->has_lora())
       throw UserError(fmt::format("{} holds {}, but this pipeline {}: resume with the pipeline that wrote it", dir.string(),

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/errors.hpp"
 #include "train/checkpoints.hpp"
 
 namespace fs = std::filesystem;
@@ -52,4 +53,25 @@ TEST_CASE("checkpoints: re-saving a step replaces it only once the new one is wh
   prune_checkpoints(dir, 3);  // and pruning keeps it
   CHECK(list_checkpoints(dir).size() == 1);
   fs::remove_all(dir);
+}
+
+TEST_CASE("checkpoints: a manifest of sizes and hashes finds a damaged or missing file") {
+  const fs::path dir = temp_path("ckpt-manifest");
+  fs::remove_all(dir);
+  const fs::path c = write_checkpoint(dir, 3, [](const fs::path &d) {
+    state(d, 3, "whole");
+    std::ofstream(d / "weights.bin") << std::string(100000, 'w');
+  });
+  REQUIRE(fs::exists(c / "manifest.json"));
+  CHECK_NOTHROW(verify_checkpoint(c));
+  {  // one byte flipped in place: same size, another hash
+    std::fstream f(c / "weights.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(5000);
+    f.put('x');
+  }
+  CHECK_THROWS_WITH_AS(verify_checkpoint(c), doctest::Contains("weights.bin is damaged"), UserError);
+  fs::resize_file(c / "weights.bin", 10);
+  CHECK_THROWS_WITH_AS(verify_checkpoint(c), doctest::Contains("weights.bin is damaged (10 bytes"), UserError);
+  fs::remove(c / "weights.bin");
+  CHECK_THROWS_WITH_AS(verify_checkpoint(c), doctest::Contains("weights.bin is missing"), UserError);
 }
