@@ -385,13 +385,11 @@ class Trainer {
       try {
         train_step(step);
         updated = true;
-        bool best = false;
-        if (done % eval_every_ == 0 || done == steps_) {
-          evaluate(done);
-          best = new_best(done);
-        }
+        const bool evaluated = done % eval_every_ == 0 || done == steps_;
+        if (evaluated) evaluate(done);
+        // A model a remedy rolls back is discarded, so it cannot be the best one.
         if (services_.rollback_reason) rollback(done);
-        else if (best && done % ckpt_every_ != 0) save_checkpoint(last_saved = done);
+        else if (evaluated && new_best(done) && done % ckpt_every_ != 0) save_checkpoint(last_saved = done);
       } catch (const PluginError &) {
         // A plugin failed. Inside the step (LR, batch, loss) nothing consistent exists to save: the
         // last checkpoint stands. After the update (evaluation, remedies) the step is whole: save

@@ -83,6 +83,21 @@ W_exp = load_file("runs/exported/final/model.safetensors")
 check(r.returncode == 0 and all((W_best[k] == W_exp[k]).all() for k in W_best) and f"step {best}" in r.stderr,
       f"export_best: final/ is the model of step {best}, bit for bit")
 
+# rollback to = "best": an alarm on at every evaluation (shared_ngram above 0 on the probes) makes
+# the rollback remedy restore the best checkpoint so far, not the newest one.
+open("probes.jsonl", "w").write("".join(json.dumps({"prompt": f"Say {i}."}) + "\n" for i in range(4)))
+open("rb.toml", "w").write(PIPELINE.format(name="rb", export_best="false").replace("eval_every = 1", "eval_every = 3")
+                           .replace("[eval.task]", '[eval]\nprompts = "probes.jsonl"\nmax_new_tokens = 8\n[eval.task]') +
+                           '[[pipeline]]\nplugin = "shared_ngram"\nn = 1\nalarm_above = 0.0\n'
+                           '[[pipeline]]\nplugin = "rollback"\nto = "best"\nmax_rollbacks = 1\nmax_fires = 5\ncooldown = 0\n')
+r = subprocess.run([KEEL, "train", "rb.toml", "--no-progress"], capture_output=True, text=True)
+rows = [json.loads(l) for l in open("runs/rb/metrics.jsonl")]
+rb = [x["rollback"] for x in rows if "rollback" in x]
+evals = {x["step"]: x["eval_loss.task"] for x in rows if x.get("eval")}
+best_before = min((s for s in evals if s < 3), key=evals.get)
+check(r.returncode == 0 and len(rb) == 1 and rb[0]["to"] == best_before == 0,
+      f"rollback to = best restores the best checkpoint (step {best_before}): {rb} {r.stderr[-300:] if r.returncode else ''}")
+
 html = open("runs/best/report.html").read()
 check("eval_loss.general" in html and "eval_loss.task" in html, "the report plots both held-out losses")
 
