@@ -80,6 +80,13 @@ class Transformer {
   // The adapter tensors, named as PEFT names them without its prefix:
   // "model.layers.3.self_attn.q_proj.lora_A.weight" [rank, in] and "...lora_B.weight" [out, rank].
   const std::vector<std::pair<std::string, torch::Tensor>> &adapter_parameters() const { return adapter_params_; }
+  // Every parameter, then every adapter tensor: all that can train, one walk for the optimizer,
+  // freezing, clipping and the host's parameter list.
+  template <class F>
+  void for_each_tensor(F &&f) const {
+    for (const auto &[name, t] : params_) f(name, t);
+    for (const auto &[name, t] : adapter_params_) f(name, t);
+  }
   // The module names that carry an adapter, in model order.
   std::vector<std::string> lora_modules() const;
 

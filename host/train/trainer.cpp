@@ -111,8 +111,7 @@ class TrainerServices : public HostServices {
 
   std::vector<std::string> parameter_names() override {
     std::vector<std::string> out;
-    for (const auto &[n, t] : model->parameters()) out.push_back(n);
-    for (const auto &[n, t] : model->adapter_parameters()) out.push_back(n);
+    model->for_each_tensor([&](const std::string &n, const torch::Tensor &) { out.push_back(n); });
     return out;
   }
   torch::Tensor &param(const std::string &name) {
@@ -524,11 +523,10 @@ class Trainer {
   void make_optimizer() {
     const auto &o = cfg_.doc["optim"];
     std::vector<torch::Tensor> decay, no_decay;
-    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
-      for (auto &[name, t] : *list) {
-        const bool nd = name.find("norm") != std::string::npos || name.size() > 5 && name.substr(name.size() - 5) == ".bias";
-        (nd ? no_decay : decay).push_back(t);
-      }
+    model_->for_each_tensor([&](const std::string &name, const torch::Tensor &t) {
+      const bool nd = name.find("norm") != std::string::npos || name.size() > 5 && name.substr(name.size() - 5) == ".bias";
+      (nd ? no_decay : decay).push_back(t);
+    });
     auto opts = torch::optim::AdamWOptions(services_.base_lr)
                     .betas({*o["betas"][0].value<double>(), *o["betas"][1].value<double>()})
                     .eps(*o["eps"].value<double>())
@@ -547,8 +545,8 @@ class Trainer {
   void apply_freezing(int64_t step) {
     for (auto it = services_.frozen.begin(); it != services_.frozen.end();)
       it = step >= it->second ? services_.frozen.erase(it) : std::next(it);
-    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
-      for (auto &[name, t] : *list) const_cast<torch::Tensor &>(t).set_requires_grad(!services_.frozen.count(name));
+    model_->for_each_tensor(
+        [&](const std::string &name, const torch::Tensor &t) { t.set_requires_grad(!services_.frozen.count(name)); });
   }
 
   // Base parameters that train beside LoRA adapters (what an adapter checkpoint must carry).
@@ -595,9 +593,9 @@ class Trainer {
     }
     const double loss = counted ? loss_sum / static_cast<double>(counted) : 0.0;
     std::vector<torch::Tensor> grads;  // frozen parameters have none: not clipped, not updated
-    for (auto *list : {&model_->parameters(), &model_->adapter_parameters()})
-      for (auto &[n, t] : *list)
-        if (t.grad().defined()) grads.push_back(t.grad());
+    model_->for_each_tensor([&](const std::string &, const torch::Tensor &t) {
+      if (t.grad().defined()) grads.push_back(t.grad());
+    });
     const double norm = clip_grad_norm(grads, grad_clip_);
     bool finite = std::isfinite(loss) && std::isfinite(norm);
     if (step >= force_nonfinite_from_ && step <= force_nonfinite_to_) finite = false;

@@ -229,20 +229,19 @@ TEST_CASE("neftune plugin: noise in training forwards only, scaled by the real l
 // Gradients of every parameter (and adapter) for one training forward and backward.
 static std::map<std::string, torch::Tensor> grads_of(Transformer &m, const torch::Tensor &ids) {
   std::map<std::string, torch::Tensor> out;
-  for (auto *list : {&m.parameters(), &m.adapter_parameters()})
-    for (auto &[n, t] : *list) {
-      t.set_requires_grad(true);
-      t.mutable_grad() = torch::Tensor();
-    }
+  m.for_each_tensor([](const std::string &, const torch::Tensor &t) {
+    t.set_requires_grad(true);
+    t.mutable_grad() = torch::Tensor();
+  });
   torch::manual_seed(7);  // the same dropout masks in both runs
   auto pos = torch::arange(ids.size(1)).repeat({ids.size(0), 1});
   auto h = m.hidden(ids, pos);
   auto loss = torch::nn::functional::cross_entropy(m.logits(h).view({-1, m.config().vocab_size}).slice(0, 0, -1),
                                                    ids.view({-1}).slice(0, 1));
   loss.backward();
-  for (auto *list : {&m.parameters(), &m.adapter_parameters()})
-    for (auto &[n, t] : *list)
-      if (t.grad().defined()) out[n] = t.grad().clone();
+  m.for_each_tensor([&](const std::string &n, const torch::Tensor &t) {
+    if (t.grad().defined()) out[n] = t.grad().clone();
+  });
   return out;
 }
 
