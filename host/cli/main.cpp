@@ -47,6 +47,9 @@ int main(int argc, char **argv) {
   } catch (const PluginError &e) {
     std::fprintf(stderr, "keel: %s\n", e.what());
     return 1;
+  } catch (const GroupError &e) {
+    std::fprintf(stderr, "keel: %s\n", e.what());
+    return 1;
   } catch (const std::exception &e) {
     std::fprintf(stderr, "keel: internal error: %s\n", e.what());
     return 1;

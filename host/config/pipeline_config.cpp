@@ -103,6 +103,17 @@ const std::vector<keel_param_spec_t> &eval_set_schema() {
   return s;
 }
 
+// Data parallelism, used only when a launcher (torchrun) starts several processes.
+const std::vector<keel_param_spec_t> &dist_schema() {
+  static const std::vector<keel_param_spec_t> s = {
+      spec("backend", KEEL_PARAM_STRING, "\"auto\"", "c10d backend: auto (gloo on the CPU, nccl on CUDA), gloo or nccl",
+           0, 0, "auto|gloo|nccl"),
+      spec("timeout_s", KEEL_PARAM_FLOAT, "600", "seconds a collective may wait for the other ranks before the run fails",
+           1, 1e6),
+  };
+  return s;
+}
+
 std::vector<const keel_param_spec_t *> ptrs(const std::vector<keel_param_spec_t> &v) {
   std::vector<const keel_param_spec_t *> out;
   for (const auto &s : v) out.push_back(&s);
@@ -231,11 +242,11 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
   for (const std::string &o : overrides) apply_override(cfg.doc, o);
 
   // Top level: known sections only.
-  static const std::vector<std::string> sections = {"run", "optim", "model", "data", "eval", "pipeline"};
+  static const std::vector<std::string> sections = {"run", "optim", "model", "data", "eval", "dist", "pipeline"};
   for (auto &&[key, node] : cfg.doc) {
     if (std::find(sections.begin(), sections.end(), key.str()) == sections.end())
       throw UserError(fmt::format("{}: unknown section '{}'; expected one of [run], [optim], [model], "
-                                  "[data.<name>], [eval], [[pipeline]]",
+                                  "[data.<name>], [eval], [dist], [[pipeline]]",
                                   region(file, node.source()), key.str()));
   }
   if (!cfg.doc["run"]["name"]) {  // the default run name is the file's stem
@@ -246,6 +257,7 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
   check_section(cfg.doc, "run", run_schema(), file, "[run]");
   check_section(cfg.doc, "optim", optim_schema(), file, "[optim]");
   check_section(cfg.doc, "model", model_schema(), file, "[model]");
+  check_section(cfg.doc, "dist", dist_schema(), file, "[dist]");
   // [eval.NAME] tables are named held-out sets (eval_loss.NAME); the other keys are [eval]'s own.
   toml::table eval_sets;
   if (toml::table *ev = cfg.doc["eval"].as_table()) {

@@ -61,6 +61,10 @@ void fill_host_table(keel_host_t &t, PluginInstance *self) {
       out->epoch = s.epoch;
       out->seed = s.seed;
       out->run_dir = s.run_dir.c_str();
+      if (fits(out, offsetof(keel_run_info_t, world_size) + sizeof(out->world_size))) {
+        out->rank = s.rank;
+        out->world_size = s.world_size;
+      }
     });
   };
   t.get_lr = [](const keel_host_t *h) { return svc(h).lr; };
@@ -224,6 +228,13 @@ void fill_host_table(keel_host_t &t, PluginInstance *self) {
     return serve(h, [&] {
       if (step < 0) throw ServiceError{KEEL_INVALID_ARGUMENT, "request_rollback_to: step must be >= 0"};
       svc(h).request_rollback(reason ? reason : "", step);
+    });
+  };
+  t.all_reduce_sum = [](const keel_host_t *h, double *values, uint32_t n) {
+    return serve(h, [&] {
+      if (n > 65536 || (n > 0 && !values))
+        throw ServiceError{KEEL_INVALID_ARGUMENT, fmt::format("all_reduce_sum: {} values (at most 65536, not null)", n)};
+      svc(h).all_reduce_sum(values, n);
     });
   };
   t.request_stop = [](const keel_host_t *h, const char *reason) {

@@ -35,6 +35,7 @@ class HostServices {
   int64_t step = 0, total_steps = 0, epoch = 0;
   uint64_t seed = 0;
   std::string run_dir;
+  int32_t rank = 0, world_size = 1;  // data parallelism (host/dist)
   double base_lr = 0, lr = 0;  // lr: the rate after the chain, this step
   keel_generation_settings_t generation{sizeof(keel_generation_settings_t), 0.7, 0.95, 0, 1.0, 96};
   std::map<std::string, MetricValue> metrics;
@@ -62,6 +63,8 @@ class HostServices {
   virtual DLTensor train_entropy() { unsupported("training batches (teacher-forced entropy)"); }
   virtual void attach_lora(const keel_lora_spec_t &) { unsupported("LoRA adapters (a model being trained)"); }
   virtual void merge_lora() { unsupported("LoRA adapters (a model being trained)"); }
+  // Over the ranks of a data-parallel run; a single process has nothing to add.
+  virtual void all_reduce_sum(double *, uint32_t) {}
 
   // Human name of the command, for "not available in ..." messages.
   std::string context = "this command";

@@ -52,12 +52,18 @@ ChunkedLossResult chunked_loss_backward(const torch::Tensor &hidden, const torch
       if (grad_head.defined()) grad_head.addmm_(g.t(), hc, /*beta=*/1.0, /*alpha=*/scale);
     }
   }
-  if (hidden.requires_grad()) hidden.backward(grad_h.to(hidden.scalar_type()));
-  if (grad_head.defined()) {
-    auto &hg = const_cast<torch::Tensor &>(head).mutable_grad();
-    if (hg.defined()) hg.add_(grad_head.to(head.scalar_type()));
-    else hg = grad_head.to(head.scalar_type());
+  // One backward call for both: the head's gradient reaches it through autograd, as every other
+  // parameter's does, so gradient hooks (data parallelism's all-reduce) see each parameter once.
+  std::vector<torch::Tensor> roots, grads;
+  if (hidden.requires_grad()) {
+    roots.push_back(hidden);
+    grads.push_back(grad_h.to(hidden.scalar_type()));
   }
+  if (grad_head.defined()) {
+    roots.push_back(head);
+    grads.push_back(grad_head.to(head.scalar_type()));
+  }
+  if (!roots.empty()) torch::autograd::backward(roots, grads);
   return r;
 }
 

@@ -25,6 +25,7 @@
 #include "data/chat_template.hpp"
 #include "data/dataset.hpp"
 #include "data/record.hpp"
+#include "dist/group.hpp"
 #include "generate/generate.hpp"
 #include "logging/log.hpp"
 #include "plugin_host/params.hpp"
@@ -230,6 +231,13 @@ class TrainerServices : public HostServices {
     rollback_step = to_step;
   }
   int64_t best_step = -1;  // the checkpoint [run] keep_best keeps
+  dist::Group *group = nullptr;  // data parallelism; null in a single process
+  void all_reduce_sum(double *values, uint32_t n) override {
+    if (!group) return;
+    std::vector<double> v(values, values + n);
+    group->all_reduce_sum(v);
+    std::copy(v.begin(), v.end(), values);
+  }
 
  private:
   std::vector<CheckpointRecord> ckpts_;
@@ -240,8 +248,8 @@ class TrainerServices : public HostServices {
 
 class Trainer {
  public:
-  Trainer(const PipelineConfig &cfg, const PluginRegistry &reg, const TrainOptions &opt)
-      : cfg_(cfg), opt_(opt) {
+  Trainer(const PipelineConfig &cfg, const PluginRegistry &reg, const TrainOptions &opt, dist::Group *group = nullptr)
+      : cfg_(cfg), opt_(opt), group_(group), main_(!group || group->rank() == 0) {
     const auto &d = cfg.doc;
     steps_ = *d["run"]["steps"].value<int64_t>();
     batch_ = *d["run"]["batch_size"].value<int64_t>();
@@ -261,6 +269,15 @@ class Trainer {
       throw UserError(cfg.file.string() + ": [run] export_best needs keep_best = \"<metric>\"");
     if (batch_ % accum_ != 0)
       throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {}", cfg.file.string(), batch_, accum_));
+    world_ = group_ ? group_->world() : 1;
+    if (batch_ % (accum_ * world_) != 0)
+      throw UserError(fmt::format("{}: [run] batch_size {} must be a multiple of grad_accum {} x {} processes (each takes "
+                                  "an equal share of every batch)",
+                                  cfg.file.string(), batch_, accum_, world_));
+    if (group_ && *d["run"]["activation_checkpointing"].value<bool>())
+      throw UserError(fmt::format("{}: [run] activation_checkpointing is not supported with several processes yet (its "
+                                  "recomputing backward would hand c10d's Reducer the gradients out of its own pass)",
+                                  cfg.file.string()));
     const std::string model_path = *d["model"]["path"].value<std::string>();
     if (model_path.empty()) throw UserError(cfg.file.string() + ": [model] path is required to train");
     if (!d["data"].as_table() || d["data"].as_table()->empty())
@@ -268,11 +285,12 @@ class Trainer {
 
     run_dir_ = cfg.run_dir();
     fs::create_directories(run_dir_);
-    logging::add_run_log(run_dir_);
+    if (main_) logging::add_run_log(run_dir_);  // rank 0 writes every file of the run
     torch::manual_seed(static_cast<int64_t>(seed_));
 
     // Model (fp32 master weights), tokenizer, template, data, probes.
     device_ = parse_device(*d["model"]["device"].value<std::string>());
+    if (group_ && device_.is_cuda()) device_ = torch::Device(torch::kCUDA, static_cast<int8_t>(group_->local_rank()));
     compute_dtype_ = parse_dtype(*d["model"]["dtype"].value<std::string>(), device_);
     model_dir_ = model_path;
     spdlog::info("loading {} on {}", model_path, device_.str());
@@ -324,6 +342,9 @@ class Trainer {
     services_.total_steps = steps_;
     services_.seed = seed_;
     services_.run_dir = run_dir_.string();
+    services_.group = group_;
+    services_.rank = group_ ? group_->rank() : 0;
+    services_.world_size = static_cast<int32_t>(world_);
     services_.base_lr = *d["optim"]["lr"].value<double>();
     services_.generation = {sizeof(keel_generation_settings_t), *d["eval"]["temperature"].value<double>(),
                             *d["eval"]["top_p"].value<double>(), static_cast<int32_t>(*d["eval"]["top_k"].value<int64_t>()),
@@ -351,7 +372,7 @@ class Trainer {
   }
 
   int run() {
-    write_resolved_config();
+    if (main_) write_resolved_config();
     pipeline_->on_start();
     // The plugins shape the model (dropout, adapters, frozen parameters), then the optimizer takes
     // what trains; a resumed run's weights and state are loaded over that.
@@ -361,8 +382,10 @@ class Trainer {
     make_optimizer();
     int64_t start = 0;
     if (opt_.resume) start = resume();  // prepare_run_dir made sure there is a checkpoint
-    metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
-    tb_ = std::make_unique<TensorBoardWriter>(run_dir_ / "tensorboard");
+    if (main_) {
+      metrics_.open(run_dir_ / "metrics.jsonl", std::ios::app);
+      tb_ = std::make_unique<TensorBoardWriter>(run_dir_ / "tensorboard");
+    }
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     model_->training = true;
@@ -374,8 +397,9 @@ class Trainer {
     const auto t0 = std::chrono::steady_clock::now();
     int exit_code = 0;
     for (; step < steps_; ++step) {
-      if (g_signal) {
-        spdlog::warn("signal {}: saving a checkpoint at step {} and stopping", g_signal.load(), step);
+      // Every rank stops at the same step: a signal reaches them at different moments.
+      if (group_ ? group_->any(g_signal != 0) : g_signal != 0) {
+        spdlog::warn("signal {}: saving a checkpoint at step {} and stopping", g_signal ? g_signal.load() : SIGTERM, step);
         break;
       }
       services_.step = step;
@@ -386,6 +410,7 @@ class Trainer {
         updated = true;
         const bool evaluated = done % eval_every_ == 0 || done == steps_;
         if (evaluated) evaluate(done);
+        if (evaluated && group_) check_ranks_agree(done);
         // A model a remedy rolls back is discarded, so it cannot be the best one.
         if (services_.rollback_reason) rollback(done);
         else if (evaluated && new_best(done) && done % ckpt_every_ != 0) save_checkpoint(last_saved = done);
@@ -425,6 +450,7 @@ class Trainer {
       }
     }
     if (last_saved != step) save_checkpoint(step);
+    if (!main_) return exit_code;  // the export, the summary and the report are rank 0's
     if (opt_.progress && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
     if (*cfg_.doc["run"]["export_best"].value<bool>() && services_.best_step >= 0 && services_.best_step != step) {
       for (const auto &c : list_checkpoints(run_dir_ / "checkpoints"))
@@ -569,6 +595,13 @@ class Trainer {
     const auto t0 = std::chrono::steady_clock::now();
     reset_peak_rss();
     apply_freezing(step);
+    if (group_) {
+      std::vector<torch::Tensor> trainable;
+      model_->for_each_tensor([&](const std::string &, const torch::Tensor &t) {
+        if (t.requires_grad()) trainable.push_back(t);
+      });
+      group_->watch_gradients(trainable);
+    }
     const double lr = pipeline_->lr(step, services_.base_lr);
     for (auto &g : optim_->param_groups()) static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
 
@@ -583,13 +616,29 @@ class Trainer {
       tokens += static_cast<int64_t>(e->ids.size());
       for (size_t i = 1; i < e->labels.size(); ++i) counted += e->labels[i] != kIgnoreLabel;
     }
+    // Every rank composed the same global batch (same cursors, same plugin); each takes every
+    // world-th example of it, by length, so the shares are of about equal work. Each rank's loss is
+    // scaled by the global count, so the summed gradients are the single-process gradient.
+    if (group_) {
+      std::vector<const Example *> mine;
+      for (size_t i = static_cast<size_t>(group_->rank()); i < batch.size(); i += static_cast<size_t>(world_))
+        mine.push_back(batch[i]);
+      batch.swap(mine);
+    }
 
     double loss_sum = 0;
     step_rows_ = 0;
-    const int64_t micro = batch_ / accum_;
+    const int64_t micro = batch_ / world_ / accum_;
     for (int64_t m = 0; m < accum_; ++m) {
       std::vector<const Example *> mb(batch.begin() + m * micro, batch.begin() + (m + 1) * micro);
+      if (group_ && m + 1 == accum_) group_->expect_backward();  // the gradients sum in the last backward
       loss_sum += micro_batch(mb, counted);
+    }
+    if (group_) {
+      std::vector<double> v{loss_sum, static_cast<double>(step_rows_)};
+      group_->all_reduce_sum(v);
+      loss_sum = v[0];
+      step_rows_ = static_cast<int64_t>(v[1]);
     }
     const double loss = counted ? loss_sum / static_cast<double>(counted) : 0.0;
     std::vector<torch::Tensor> grads;  // frozen parameters have none: not clipped, not updated
@@ -694,7 +743,12 @@ class Trainer {
     services_.last_labels = labels;
     auto flat = labels.view({-1});
     auto rows = (flat != kIgnoreLabel).nonzero().squeeze(1);
-    if (rows.numel() == 0) return 0.0;
+    if (rows.numel() == 0) {
+      // Nothing to learn here; under data parallelism this rank's backward still has to run, with
+      // zero gradients, so that the all-reduce the others wait in completes.
+      if (group_) zero_backward();
+      return 0.0;
+    }
     torch::Tensor hidden;
     {
       AutocastScope ac(device_, compute_dtype_);
@@ -713,6 +767,16 @@ class Trainer {
     const int64_t chunk = chunk_rows_ > 0 ? chunk_rows_ : auto_chunk_rows(head.size(0));
     auto r = chunked_loss_backward(sel, lab, head, 1.0 / static_cast<double>(global_count), chunk, fn);
     return r.loss_sum;
+  }
+
+  void zero_backward() {
+    std::vector<torch::Tensor> roots, zeros;
+    model_->for_each_tensor([&](const std::string &, const torch::Tensor &t) {
+      if (!t.requires_grad()) return;
+      roots.push_back(t);
+      zeros.push_back(torch::zeros_like(t));
+    });
+    if (!roots.empty()) torch::autograd::backward(roots, zeros);
   }
 
   // bf16/fp16 autocast on CUDA; fp32 elsewhere.
@@ -741,7 +805,10 @@ class Trainer {
     double sum = 0;
     int64_t count = 0;
     const size_t per_batch = 8;
-    for (size_t i = 0; i < held_out_.size(); i += per_batch) {
+    // Under data parallelism each rank scores every world-th batch; the sums are added up.
+    const size_t first = group_ ? per_batch * static_cast<size_t>(group_->rank()) : 0;
+    const size_t stride = per_batch * static_cast<size_t>(world_);
+    for (size_t i = first; i < held_out_.size(); i += stride) {
       const size_t n = std::min(per_batch, held_out_.size() - i);
       int64_t T = 0;
       for (size_t k = 0; k < n; ++k) T = std::max<int64_t>(T, static_cast<int64_t>(held_out_[i + k].ids.size()));
@@ -778,6 +845,12 @@ class Trainer {
       }
       count += sel.size(0);
     }
+    if (group_) {
+      std::vector<double> v{sum, static_cast<double>(count)};
+      group_->all_reduce_sum(v);
+      sum = v[0];
+      count = static_cast<int64_t>(v[1]);
+    }
     return count ? sum / static_cast<double>(count) : 0.0;
   }
 
@@ -812,7 +885,7 @@ class Trainer {
     }
     // Samples file and the plugins' view of them.
     std::ofstream samples;
-    if (!eval_only_) {
+    if (!eval_only_ && main_) {
       fs::create_directories(run_dir_ / "samples");
       samples.open(run_dir_ / "samples" / fmt::format("step-{:06d}.jsonl", step));
     }
@@ -886,8 +959,26 @@ class Trainer {
     }
   }
 
+  // Every rank evaluates the same model on the same probes, so the metrics, alarms and remedies
+  // agree; a rank whose decisions differ (a plugin drawing its own randomness) stops the run
+  // rather than letting the replicas drift apart.
+  void check_ranks_agree(int64_t step) {
+    const std::vector<double> mine{static_cast<double>(active_alarms_.size()), services_.rollback_reason ? 1.0 : 0.0,
+                                   services_.stop_reason ? 1.0 : 0.0, services_.base_lr,
+                                   services_.generation.temperature};
+    std::vector<double> sum(mine);
+    group_->all_reduce_sum(sum);
+    for (size_t i = 0; i < mine.size(); ++i)
+      if (std::abs(sum[i] - mine[i] * static_cast<double>(world_)) > 1e-9 * std::max(1.0, std::abs(sum[i])))
+        throw GroupError(fmt::format("step {}: the ranks disagree after the evaluation ({} differs on rank {}): a plugin "
+                                    "decided differently on different processes",
+                                    step, std::array<const char *, 5>{"alarms", "rollback", "stop", "base LR", "temperature"}[i],
+                                    group_->rank()));
+  }
+
   // ---- checkpoints, resume, rollback ----------------------------------------------------------------
   void save_checkpoint(int64_t step) {
+    if (!main_) return;  // every rank holds the same weights and state: rank 0 writes them
     const auto states = pipeline_->save_states();
     json st = {{"step", step},
                {"healthy", healthy_},
@@ -1034,6 +1125,7 @@ class Trainer {
   }
 
   void log_row(const json &row) {
+    if (!main_) return;
     metrics_ << row.dump() << "\n";
     metrics_.flush();
   }
@@ -1059,6 +1151,9 @@ class Trainer {
 
   const PipelineConfig &cfg_;
   TrainOptions opt_;
+  dist::Group *group_ = nullptr;  // null in a single process
+  bool main_ = true;              // rank 0, or the only process: the one that writes files
+  int64_t world_ = 1;
   int64_t steps_, batch_, accum_, seq_len_, ckpt_every_, eval_every_, log_every_, keep_last_, max_nonfinite_;
   uint64_t seed_, eval_seed_ = 0;
   fs::path run_dir_, model_dir_;
@@ -1143,7 +1238,51 @@ void prepare_run_dir(const fs::path &dir, const TrainOptions &opt) {
   spdlog::warn("--overwrite: the old run ({}) is now {}", what, aside.string());
 }
 
+// Several processes (torchrun): join the group; rank 0 alone prepares the run folder and tells
+// the others whether they may go on; then every rank trains its share.
+int run_data_parallel(const PipelineConfig &config, const PluginRegistry &registry, TrainOptions opt,
+                      const dist::Launch &launch) {
+  if (launch.rank > 0) {
+    spdlog::set_level(spdlog::level::warn);  // rank 0 speaks for the run
+    opt.progress = false;
+  }
+  const auto &d = config.doc["dist"];
+  const dist::Options o{*d["backend"].value<std::string>(), *d["timeout_s"].value<double>()};
+  auto group = dist::Group::join(launch, o, parse_device(*config.doc["model"]["device"].value<std::string>()));
+  // A collective that fails (a rank died: its sockets closed; or one hangs past timeout_s) ends
+  // this rank too, saying so; the last checkpoint rank 0 completed stays usable.
+  try {
+    std::string refused;
+    if (launch.rank == 0) {
+      try {
+        prepare_run_dir(config.run_dir(), opt);
+      } catch (const UserError &e) {
+        group->decide_on_root(e.what());
+        throw;
+      }
+    }
+    refused = group->decide_on_root("");
+    if (!refused.empty()) throw UserError(fmt::format("rank {}: rank 0 refused the run: {}", launch.rank, refused));
+    spdlog::info("data parallel: {} processes ({}), rank {}", launch.world, group->backend(), launch.rank);
+    Trainer t(config, registry, opt, group.get());
+    return t.run();
+  } catch (const UserError &) {
+    throw;
+  } catch (const PluginError &) {
+    throw;
+  } catch (const std::exception &e) {
+    // c10d and Gloo report a peer's death or silence as their own exceptions, from the collective
+    // (or the backward pass that ran it).
+    std::string what = e.what();
+    if (auto *c = dynamic_cast<const c10::Error *>(&e)) what = c->what_without_backtrace();
+    throw GroupError(fmt::format("rank {} of {}: the data-parallel group failed (another rank died, or did not answer "
+                                 "within [dist] timeout_s = {:g} s): {}",
+                                 launch.rank, launch.world, o.timeout_s, what.substr(0, 300)));
+  }}
+
 int run_training(const PipelineConfig &config, const PluginRegistry &registry, const TrainOptions &options) {
+  if (const dist::Launch launch = dist::launch_from_environment(); launch.world > 1)
+    return run_data_parallel(config, registry, options, launch);
   prepare_run_dir(config.run_dir(), options);
   Trainer t(config, registry, options);
   if (const char *f = std::getenv("KEEL_TEST_NONFINITE_STEPS")) {

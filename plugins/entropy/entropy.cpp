@@ -57,6 +57,11 @@ class Entropy : public keel::Plugin {
       const int64_t stride = t.strides ? t.strides[0] : 1;
       for (int64_t r = 0; r < t.shape[0]; ++r) sum += e[r * stride];
       rows = t.shape[0];
+      // Under data parallelism each process holds its share of the batch: the mean is over all.
+      std::vector<double> totals{sum, static_cast<double>(rows)};
+      host.all_reduce_sum(totals);
+      sum = totals[0];
+      rows = static_cast<int64_t>(totals[1]);
     }
     for (uint32_t i = 0; i < batch.n_samples && !teacher_forced_; ++i) {
       DLTensor t{};

@@ -43,7 +43,7 @@ extern "C" {
  * ------------------------------------------------------------------------------------------- */
 
 #define KEEL_ABI_MAJOR 1u
-#define KEEL_ABI_MINOR 2u
+#define KEEL_ABI_MINOR 3u
 
 /* The ABI version a struct or library was compiled against. */
 typedef struct keel_abi_version {
@@ -161,6 +161,9 @@ typedef struct keel_run_info {
   int64_t epoch;       /* epochs completed by the first data source                  */
   uint64_t seed;       /* run.seed                                                   */
   const char *run_dir; /* runs/<name>/ ; borrowed, valid for the life of the plugin  */
+  /* ---- appended in ABI 1.3 (KEEL_HAS_FIELD(&info, keel_run_info_t, world_size)) ---- */
+  int32_t rank;        /* this process in a data-parallel run (0 in a single process) */
+  int32_t world_size;  /* processes in the run; each trains on 1/world_size of a batch */
 } keel_run_info_t;
 
 /* One data source ([data.<name>] in the pipeline). */
@@ -360,6 +363,12 @@ typedef struct keel_host {
   keel_status_t (*merge_lora)(const struct keel_host *self);
   /* As request_rollback, to the checkpoint of `step` (one that checkpoint_info lists). */
   keel_status_t (*request_rollback_to)(const struct keel_host *self, int64_t step, const char *reason);
+
+  /* ---- appended in ABI 1.3 ---- */
+  /* Sums `values[0..n)` over the processes of a data-parallel run, in place, so a statistic of the
+     training batch (each process holds its share) is the same on every process. Every process must
+     call it at the same point with the same n; in a single process it does nothing. n <= 65536. */
+  keel_status_t (*all_reduce_sum)(const struct keel_host *self, double *values, uint32_t n);
 } keel_host_t;
 
 /* ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 // to host->set_error and return a status, so no exception unwinds through the boundary.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -119,6 +120,16 @@ class Host {
     r.struct_size = sizeof r;
     check(h_->run_info(h_, &r), "run_info");
     return r;
+  }
+  // ABI 1.3: this process and the processes of a data-parallel run (0 and 1 on older hosts).
+  // (An older host leaves the zero-initialised fields as they are.)
+  int rank() const { return run_info().rank; }
+  int world_size() const { return std::max(1, run_info().world_size); }
+  // ABI 1.3: sums the values over the processes (see keel_host_t::all_reduce_sum); a host that
+  // predates it runs one process, where the sum is the values themselves.
+  void all_reduce_sum(std::vector<double> &values) const {
+    if (!KEEL_HAS_FIELD(h_, keel_host_t, all_reduce_sum) || values.empty()) return;
+    check(h_->all_reduce_sum(h_, values.data(), static_cast<uint32_t>(values.size())), "all_reduce_sum");
   }
   double lr() const { return h_->get_lr(h_); }
   void set_base_lr(double lr) const { check(h_->set_base_lr(h_, lr), "set_base_lr"); }
