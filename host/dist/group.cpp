@@ -139,11 +139,11 @@ void Group::all_reduce_sum(torch::Tensor &t) {
   impl_->pg->allreduce(v)->wait(impl_->timeout);
 }
 
-void Group::all_reduce_sum(std::vector<double> &values) {
-  if (values.empty()) return;
-  auto t = torch::from_blob(values.data(), {static_cast<int64_t>(values.size())}, torch::kDouble).clone();
+void Group::all_reduce_sum(double *values, size_t n) {
+  if (n == 0) return;
+  auto t = torch::from_blob(values, {static_cast<int64_t>(n)}, torch::kDouble).clone();
   all_reduce_sum(t);
-  std::memcpy(values.data(), t.data_ptr<double>(), values.size() * sizeof(double));
+  std::memcpy(values, t.data_ptr<double>(), n * sizeof(double));
 }
 
 bool Group::any(bool flag) {

@@ -47,7 +47,8 @@ class Group {
 
   // In place, summed over the ranks (the values must be on the group's device or the CPU).
   void all_reduce_sum(torch::Tensor &t);
-  void all_reduce_sum(std::vector<double> &values);
+  void all_reduce_sum(double *values, size_t n);
+  void all_reduce_sum(std::vector<double> &values) { all_reduce_sum(values.data(), values.size()); }
   // True on every rank when `flag` is true on any.
   bool any(bool flag);
   void barrier();

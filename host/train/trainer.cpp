@@ -233,10 +233,7 @@ class TrainerServices : public HostServices {
   int64_t best_step = -1;  // the checkpoint [run] keep_best keeps
   dist::Group *group = nullptr;  // data parallelism; null in a single process
   void all_reduce_sum(double *values, uint32_t n) override {
-    if (!group) return;
-    std::vector<double> v(values, values + n);
-    group->all_reduce_sum(v);
-    std::copy(v.begin(), v.end(), values);
+    if (group) group->all_reduce_sum(values, n);
   }
 
  private:
