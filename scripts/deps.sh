@@ -8,8 +8,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 debs=(build-essential cmake ninja-build pkg-config git python3 python3-venv python3-pip
       libboost-dev libtomlplusplus-dev libspdlog-dev libfmt-dev doctest-dev nlohmann-json3-dev
-      libpcre2-dev libcli11-dev libxxhash-dev libicu-dev libgloo-dev
+      libpcre2-dev libcli11-dev libxxhash-dev libicu-dev libgloo-dev clang libclang-rt-dev
       wordnet-base bible-kjv chromium)  # demo data sources; chromium renders the report in a test
+# (clang, libclang-rt-dev: libFuzzer and the sanitizers for tests/fuzz)
 # (libgloo-dev: headers only, which c10d's ProcessGroupGloo.hpp includes; the code is libtorch's own)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

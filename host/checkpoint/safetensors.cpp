@@ -17,14 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint64_t kMaxHeader = 100ull << 20;  // 100 MB, as the reference implementation
-
-size_t dtype_size(const std::string &d) {
-  if (d == "F32") return 4;
-  if (d == "BF16" || d == "F16") return 2;
-  return 0;
-}
-
 torch::Dtype to_torch(const std::string &d) {
   if (d == "F32") return torch::kFloat;
   if (d == "BF16") return torch::kBFloat16;
@@ -52,6 +44,10 @@ SafetensorsFile::SafetensorsFile(const fs::path &path) : path_(path) {
     ::close(fd);
     throw bad("cannot stat");
   }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw bad("not a regular file");
+  }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ < 8) {
     ::close(fd);
@@ -63,63 +59,15 @@ SafetensorsFile::SafetensorsFile(const fs::path &path) : path_(path) {
     map_ = nullptr;
     throw bad("cannot map");
   }
-  const auto *bytes = static_cast<const uint8_t *>(map_);
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
-  if (n > kMaxHeader) throw bad("header length " + std::to_string(n) + " exceeds the 100 MB limit");
-  if (n > size_ - 8) throw bad("truncated: header length " + std::to_string(n) + " runs past the end of the file");
-  data_ = bytes + 8 + n;
-  const uint64_t data_size = size_ - 8 - n;
-  nlohmann::json h;
   try {
-    h = nlohmann::json::parse(bytes + 8, bytes + 8 + n);
-  } catch (const nlohmann::json::parse_error &e) {
-    throw bad(std::string("header is not valid JSON: ") + e.what());
+    SafetensorsHeader h = parse_safetensors_header(static_cast<const uint8_t *>(map_), size_, f);
+    data_ = static_cast<const uint8_t *>(map_) + h.data_offset;
+    entries_ = std::move(h.entries);
+  } catch (...) {
+    ::munmap(map_, size_);  // the destructor does not run for a constructor that throws
+    map_ = nullptr;
+    throw;
   }
-  if (!h.is_object()) throw bad("header is not a JSON object");
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  std::vector<std::string> range_names;
-  for (auto &[name, e] : h.items()) {
-    if (name == "__metadata__") continue;
-    auto tbad = [&](const std::string &why) { return UserError(f + ": tensor '" + name + "': " + why); };
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-      throw tbad("entry needs dtype, shape and data_offsets");
-    if (!e["dtype"].is_string()) throw tbad("dtype is not a string");
-    SafetensorsEntry ent;
-    ent.dtype = e["dtype"].get<std::string>();
-    const size_t es = dtype_size(ent.dtype);
-    if (es == 0) throw tbad("dtype " + ent.dtype + " is not supported (F32, BF16, F16)");
-    if (!e["shape"].is_array()) throw tbad("shape is not an array");
-    uint64_t count = 1;
-    for (const auto &d : e["shape"]) {
-      if (!d.is_number_unsigned()) throw tbad("shape has a negative or non-integer dimension");
-      uint64_t v = d.get<uint64_t>();
-      if (v != 0 && count > UINT64_MAX / v / es) throw tbad("shape is too large");
-      count *= v;
-      ent.shape.push_back(static_cast<int64_t>(v));
-    }
-    const auto &o = e["data_offsets"];
-    if (!o.is_array() || o.size() != 2 || !o[0].is_number_unsigned() || !o[1].is_number_unsigned())
-      throw tbad("data_offsets must be two non-negative integers");
-    ent.begin = o[0].get<uint64_t>();
-    ent.end = o[1].get<uint64_t>();
-    if (ent.begin > ent.end) throw tbad("data_offsets begin after they end");
-    if (ent.end > data_size)
-      throw tbad("data_offsets [" + std::to_string(ent.begin) + ", " + std::to_string(ent.end) +
-                 ") run past the end of the data (" + std::to_string(data_size) + " bytes)");
-    if (ent.end - ent.begin != count * es)
-      throw tbad("holds " + std::to_string(ent.end - ent.begin) + " bytes but its shape and dtype need " +
-                 std::to_string(count * es));
-    ranges.emplace_back(ent.begin, ent.end);
-    range_names.push_back(name);
-    entries_.emplace(name, std::move(ent));
-  }
-  std::vector<size_t> order(ranges.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return ranges[a] < ranges[b]; });
-  for (size_t i = 1; i < order.size(); ++i)
-    if (ranges[order[i]].first < ranges[order[i - 1]].second)
-      throw bad("tensor '" + range_names[order[i]] + "' overlaps tensor '" + range_names[order[i - 1]] + "'");
 }
 
 SafetensorsFile::~SafetensorsFile() {
@@ -137,21 +85,9 @@ SafetensorsSet::SafetensorsSet(const fs::path &dir) {
   const fs::path single = dir / "model.safetensors", index = dir / "model.safetensors.index.json";
   std::vector<fs::path> files;
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error &e) {
-      throw UserError(index.string() + ": not valid JSON: " + e.what());
-    }
-    if (!j.contains("weight_map") || !j["weight_map"].is_object())
-      throw UserError(index.string() + ": no weight_map object");
-    for (auto &[name, file] : j["weight_map"].items()) {
-      if (!file.is_string()) throw UserError(index.string() + ": weight_map['" + name + "'] is not a file name");
-      const std::string fname = file.get<std::string>();
-      if (fname.find('/') != std::string::npos) throw UserError(index.string() + ": shard name '" + fname + "' must be a plain file name");
-      if (std::find(files.begin(), files.end(), dir / fname) == files.end()) files.push_back(dir / fname);
-    }
+    std::ifstream in(index, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const std::string &fname : parse_safetensors_index(text, index.string())) files.push_back(dir / fname);
   } else if (fs::exists(single)) {
     files.push_back(single);
   } else {

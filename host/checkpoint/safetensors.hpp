@@ -10,13 +10,9 @@
 
 #include <torch/torch.h>
 
-namespace keel {
+#include "checkpoint/safetensors_header.hpp"
 
-struct SafetensorsEntry {
-  std::string dtype;  // F32 | BF16 | F16
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // offsets into the data section
-};
+namespace keel {
 
 // One mapped file. Tensors returned by view() borrow the mapping: copy them before it goes away.
 class SafetensorsFile {

@@ -85,7 +85,7 @@ int cmd_generate(const ModelOpts &mo, const std::string &prompt, const std::stri
     json j;
     try {
       j = json::parse(prompt_ids);
-    } catch (const json::parse_error &) {
+    } catch (const json::exception &) {
       throw UserError("--prompt-ids: expected a JSON array of token ids, e.g. [1, 2, 3], or an array of them");
     }
     if (j.is_array() && !j.empty() && j[0].is_array())
@@ -131,7 +131,7 @@ int cmd_perplexity(const ModelOpts &mo, const std::string &data, const std::stri
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error &e) {
+    } catch (const json::exception &e) {
       throw UserError(where + ": not valid JSON");
     }
     std::vector<int64_t> ids;

@@ -39,7 +39,7 @@ std::vector<Generation> read_generations(const std::string &file) {
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error &e) {
+    } catch (const json::exception &e) {
       throw bad(fmt::format("not valid JSON ({}); expected {{\"text\": \"...\"}}", e.what()));
     }
     if (!j.is_object()) throw bad("expected a JSON object {\"text\": \"...\"}");

@@ -248,6 +248,10 @@ PipelineConfig load_pipeline_config(const fs::path &file, const std::vector<std:
       throw UserError(fmt::format("{}: unknown section '{}'; expected one of [run], [optim], [model], "
                                   "[data.<name>], [eval], [dist], [[pipeline]]",
                                   region(file, node.source()), key.str()));
+    if (key.str() != "pipeline" && !node.is_table())  // `run = 3`, or `--set run=x`
+      throw UserError(fmt::format("{}: '{}' must be a table ([{}] with its keys), not a {}", cfg.where(node),
+                                  key.str(), key.str(),
+                                  node.is_array() ? "array" : node.is_string() ? "string" : node.is_boolean() ? "boolean" : "number"));
   }
   if (!cfg.doc["run"]["name"]) {  // the default run name is the file's stem
     if (!cfg.doc.get("run")) cfg.doc.insert("run", toml::table{});

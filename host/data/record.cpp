@@ -1,5 +1,7 @@
 #include "data/record.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -69,6 +71,29 @@ bool parse_messages(const json &j, const char *what, std::vector<Message> &out, 
   return true;
 }
 
+// The deepest bracket nesting of JSON text (brackets inside strings do not count). Templates walk
+// the values recursively, so a line nested without bound would overflow the stack.
+size_t json_nesting(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t k = 0; k < text.size(); ++k) {
+    const char c = text[k];
+    if (in_string) {
+      if (c == '\\') ++k;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+constexpr size_t kMaxNesting = 64;
+
 }  // namespace
 
 std::optional<Record> parse_jsonl_record(std::string_view line, std::optional<DataFormat> expected, std::string &why) {
@@ -76,10 +101,14 @@ std::optional<Record> parse_jsonl_record(std::string_view line, std::optional<Da
     why = fmt::format("invalid UTF-8 at byte {}, expected UTF-8 text", bad + 1);
     return std::nullopt;
   }
+  if (size_t d = json_nesting(line); d > kMaxNesting) {
+    why = fmt::format("JSON nested {} levels deep, expected at most {}", d, kMaxNesting);
+    return std::nullopt;
+  }
   json j;
   try {
     j = json::parse(line);
-  } catch (const json::parse_error &e) {
+  } catch (const json::exception &e) {
     std::string msg = e.what();
     if (auto p = msg.find("parse error"); p != std::string::npos) msg = msg.substr(p);
     why = fmt::format("malformed JSON ({}), expected one JSON object per line", msg);

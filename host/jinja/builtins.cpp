@@ -522,7 +522,10 @@ Value attr_path(const Value &item, const std::string &path) {
     size_t j = path.find('.', i);
     std::string part = path.substr(i, j == std::string::npos ? std::string::npos : j - i);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    v = digits ? get_item(v, Value::integer(std::stoll(part))) : get_item(v, Value::string(part));
+    // More digits than an int64 holds index past any list: undefined, as in Python.
+    v = digits ? (part.size() > 18 ? Value::undefined("index out of range")
+                                   : get_item(v, Value::integer(std::stoll(part))))
+               : get_item(v, Value::string(part));
     if (j == std::string::npos) return v;
     i = j + 1;
   }
@@ -636,7 +639,7 @@ Value f_int(const Value &v, Args &a) {
   a.done("int");
   if (v.type == Value::Type::integer) return v;
   if (v.type == Value::Type::boolean) return Value::integer(v.b);
-  if (v.type == Value::Type::floating) return std::isfinite(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : dflt;
+  if (v.type == Value::Type::floating) return std::isfinite(v.f) && std::fabs(v.f) < 9.2e18 ? Value::integer(static_cast<int64_t>(v.f)) : dflt;
   if (v.is_string()) {
     std::string s = strip(v.s, Value::none(), true, true);
     s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
@@ -646,12 +649,10 @@ Value f_int(const Value &v, Args &a) {
       if (used == s.size()) return Value::integer(x);
     } catch (const std::exception &) {
     }
-    try {
-      size_t used = 0;
-      double d = std::stod(s, &used);
-      if (used == s.size() && std::isfinite(d)) return Value::integer(static_cast<int64_t>(d));
-    } catch (const std::exception &) {
-    }
+    char *end = nullptr;
+    const double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18)
+      return Value::integer(static_cast<int64_t>(d));
   }
   return dflt;
 }
@@ -660,20 +661,19 @@ Value f_float(const Value &v, Args &a) {
   a.done("float");
   if (v.is_number()) return Value::floating(v.type == Value::Type::floating ? v.f : static_cast<double>(v.type == Value::Type::integer ? v.i : v.b));
   if (v.is_string()) {
-    try {
-      size_t used = 0;
-      std::string s = strip(v.s, Value::none(), true, true);
-      double d = std::stod(s, &used);
-      if (used == s.size()) return Value::floating(d);
-    } catch (const std::exception &) {
-    }
+    const std::string s = strip(v.s, Value::none(), true, true);
+    char *end = nullptr;
+    const double d = std::strtod(s.c_str(), &end);  // as Python: "1e999" is inf
+    if (!s.empty() && end == s.c_str() + s.size()) return Value::floating(d);
   }
   return dflt;
 }
 Value f_abs(const Value &v, Args &a) {
   a.done("abs");
   if (v.type == Value::Type::floating) return Value::floating(std::fabs(v.f));
-  return Value::integer(std::llabs(need_int(v, "abs")));
+  const int64_t x = need_int(v, "abs");
+  if (x == INT64_MIN) throw Error("integer overflow in abs (integers here are 64-bit)");
+  return Value::integer(x < 0 ? -x : x);
 }
 Value f_round(const Value &v, Args &a) {
   int64_t prec = need_int(a.get(0, "precision", Value::integer(0)), "round");
@@ -1076,9 +1076,19 @@ Value arithmetic(std::string_view op, const Value &a, const Value &b) {
   };
   if (a.is_number() && b.is_number()) {
     bool ints = a.type != Value::Type::floating && b.type != Value::Type::floating;
-    if (op == "+") return ints ? Value::integer(ival(a) + ival(b)) : Value::floating(num(a) + num(b));
-    if (op == "-") return ints ? Value::integer(ival(a) - ival(b)) : Value::floating(num(a) - num(b));
-    if (op == "*") return ints ? Value::integer(ival(a) * ival(b)) : Value::floating(num(a) * num(b));
+    // Python's integers do not overflow; these are 64-bit, so an overflow is an error, not UB.
+    auto overflow = [&]() { return Error(fmt::format("integer overflow in {} (integers here are 64-bit)", op)); };
+    if (ints && (op == "+" || op == "-" || op == "*")) {
+      int64_t r = 0;
+      const bool over = op == "+"   ? __builtin_add_overflow(ival(a), ival(b), &r)
+                        : op == "-" ? __builtin_sub_overflow(ival(a), ival(b), &r)
+                                    : __builtin_mul_overflow(ival(a), ival(b), &r);
+      if (over) throw overflow();
+      return Value::integer(r);
+    }
+    if (op == "+") return Value::floating(num(a) + num(b));
+    if (op == "-") return Value::floating(num(a) - num(b));
+    if (op == "*") return Value::floating(num(a) * num(b));
     if (op == "/") {
       if (num(b) == 0) throw Error("division by zero");
       return Value::floating(num(a) / num(b));
@@ -1086,28 +1096,39 @@ Value arithmetic(std::string_view op, const Value &a, const Value &b) {
     if (op == "//" || op == "%") {
       if (num(b) == 0) throw Error("integer division or modulo by zero");
       if (ints) {
-        int64_t x = ival(a), y = ival(b), q = x / y, r = x % y;
-        if (r != 0 && ((r < 0) != (y < 0))) {
-          --q;
-          r += y;
+        int64_t x = ival(a), y = ival(b);
+        if (x == INT64_MIN && y == -1) {
+          if (op == "%") return Value::integer(0);
+          throw overflow();
         }
-        return Value::integer(op == "//" ? q : r);
+        int64_t q = x / y, rem = x % y;
+        if (rem != 0 && ((rem < 0) != (y < 0))) {
+          --q;
+          rem += y;
+        }
+        return Value::integer(op == "//" ? q : rem);
       }
-      double x = num(a), y = num(b), r = std::fmod(x, y);
-      if (r != 0 && ((r < 0) != (y < 0))) r += y;
-      return op == "%" ? Value::floating(r) : Value::floating(std::floor(x / y));
+      double x = num(a), y = num(b), m = std::fmod(x, y);
+      if (m != 0 && ((m < 0) != (y < 0))) m += y;
+      return op == "%" ? Value::floating(m) : Value::floating(std::floor(x / y));
     }
     if (op == "**") {
-      if (ints && ival(b) >= 0) {
-        int64_t r = 1, base = ival(a);
-        for (int64_t k = 0; k < ival(b); ++k) r *= base;
-        return Value::integer(r);
+      if (ints && ival(b) >= 0) {  // by squaring: 2 ** 10**18 must not loop 10**18 times
+        int64_t result = 1, base = ival(a);
+        for (int64_t e = ival(b); e > 0; e >>= 1) {
+          if ((e & 1) && __builtin_mul_overflow(result, base, &result)) throw overflow();
+          if (e > 1 && __builtin_mul_overflow(base, base, &base)) throw overflow();  // used later
+        }
+        return Value::integer(result);
       }
       return Value::floating(std::pow(num(a), num(b)));
     }
   }
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+    if (a.is_string() && b.is_string()) {
+      check_string_size(a.s.size() + b.s.size());
+      return Value::string(a.s + b.s);
+    }
     if (a.is_sequence() && b.type == a.type) {
       List out = *a.list;
       out.insert(out.end(), b.list->begin(), b.list->end());
@@ -1120,11 +1141,15 @@ Value arithmetic(std::string_view op, const Value &a, const Value &b) {
     if (n.type == Value::Type::integer || n.type == Value::Type::boolean) {
       int64_t times = std::max<int64_t>(0, ival(n));
       if (seq.is_string()) {
+        if (times > 0 && !seq.s.empty()) check_string_size(seq.s.size() * std::min<int64_t>(times, kMaxStringBytes + 1));
         std::string out;
         for (int64_t k = 0; k < times; ++k) out += seq.s;
         return Value::string(std::move(out));
       }
       if (seq.is_sequence()) {
+        if (times > 0 && !seq.list->empty() &&
+            seq.list->size() * static_cast<size_t>(std::min<int64_t>(times, kMaxListItems + 1)) > kMaxListItems)
+          throw Error(fmt::format("a list of more than {} items exceeds the sandbox", kMaxListItems));
         List out;
         for (int64_t k = 0; k < times; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
         return Value::make_list(std::move(out));

@@ -223,7 +223,7 @@ class Lexer {
     for (size_t k = p; k < q; ++k)
       if (src_[k] != '_') s += src_[k];
     Token t{is_float ? Tok::floating : Tok::integer, s, 0, 0, p};
-    if (is_float) t.f = std::stod(s);
+    if (is_float) t.f = std::strtod(s.c_str(), nullptr);  // as Python: 1e999 is inf, 1e-999 is 0.0
     else {
       try {
         t.i = std::stoll(s);
@@ -420,6 +420,7 @@ class Parser {
   }
 
   NodePtr parse_statement() {
+    const Nesting nest(*this, cur().offset);
     if (cur().type != Tok::name) throw fail(fmt::format("expected a tag name, got {}", describe(cur())));
     const std::string tag = cur().text;
     const size_t at = cur().offset;
@@ -627,6 +628,7 @@ class Parser {
   }
   NodePtr parse_not() {
     if (is_name("not")) {
+      const Nesting nest(*this, cur().offset);
       auto n = node(Node::Kind::not_, next().offset);
       n->kids.push_back(parse_not());
       return n;
@@ -695,6 +697,7 @@ class Parser {
   NodePtr parse_unary(bool with_filter) {
     NodePtr e;
     if (is_op("-") || is_op("+")) {
+      const Nesting nest(*this, cur().offset);
       Token t = next();
       e = node(t.text == "-" ? Node::Kind::neg : Node::Kind::pos, t.offset);
       e->kids.push_back(parse_unary(false));
@@ -707,6 +710,7 @@ class Parser {
   }
 
   NodePtr parse_primary() {
+    const Nesting nest(*this, cur().offset);
     const Token t = cur();
     if (t.type == Tok::name) {
       ++k_;
@@ -809,6 +813,8 @@ class Parser {
       args[0]->kids.insert(args[0]->kids.begin(), std::move(e));
       return std::move(args[0]);
     }
+    for (const NodePtr &a : args)  // x[1:, 2]: a tuple of slices, which no list or dict accepts
+      if (a->kind == Node::Kind::slice) throw fail("a slice inside a tuple subscript is not supported", t.offset);
     auto n = node(Node::Kind::item, t.offset);
     n->kids.push_back(std::move(e));
     if (args.size() == 1) {
@@ -921,6 +927,20 @@ class Parser {
   std::string_view src_;
   std::vector<Token> t_;
   size_t k_ = 0;
+  // How deep blocks and expressions nest: bounded, so a hostile template cannot overflow the stack
+  // (CPython's parser stops at 200 nested parentheses, too).
+  static constexpr int kMaxNesting = 200;
+  int nesting_ = 0;
+  struct Nesting {
+    Parser &p;
+    Nesting(Parser &parser, size_t offset) : p(parser) {
+      if (++p.nesting_ > kMaxNesting) {
+        --p.nesting_;
+        throw p.fail(fmt::format("blocks and expressions nest deeper than {} levels", kMaxNesting), offset);
+      }
+    }
+    ~Nesting() { --p.nesting_; }
+  };
   bool has_generation_ = false;
 };
 

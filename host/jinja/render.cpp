@@ -35,6 +35,11 @@ enum class Flow { normal, break_, continue_ };
 class Renderer {
  public:
   Renderer(const Value &context, Rendered &out) : context_(context), out_(out) {}
+  // A macro holds the scope it was defined in, and that scope holds the macro: the cycle is
+  // broken here, when nothing of the render can be used any more.
+  ~Renderer() {
+    for (const ScopePtr &s : macro_scopes_) s->vars.clear();
+  }
 
   void run(const Body &body) {
     auto scope = std::make_shared<Scope>();
@@ -59,12 +64,22 @@ class Renderer {
   Flow exec(const Body &body, const ScopePtr &scope, std::string &out) {
     for (const NodePtr &n : body) {
       Flow f = at(*n, [&] { return exec_one(*n, scope, out); });
+      check_string_size(out.size());
       if (f != Flow::normal) return f;
     }
     return Flow::normal;
   }
 
+  // Every statement and expression evaluated counts: a template that loops for ever (or for
+  // 10**10 iterations) stops with an Error. Chat templates take thousands of steps.
+  static constexpr uint64_t kMaxSteps = 5'000'000;
+  static constexpr int kMaxCallDepth = 200;  // macro calls inside macro calls
+  void tick() {
+    if (++steps_ > kMaxSteps) throw Error(fmt::format("the template ran for more than {} steps", kMaxSteps));
+  }
+
   Flow exec_one(const Node &n, const ScopePtr &scope, std::string &out) {
+    tick();
     switch (n.kind) {
       case Node::Kind::text: out += n.name; return Flow::normal;
       case Node::Kind::output: {
@@ -178,6 +193,7 @@ class Renderer {
                             return a.pos[static_cast<size_t>(*index0) % a.pos.size()];
                           }));
     for (int64_t k = 0; k < len; ++k) {
+      tick();  // an empty body still counts
       *index0 = k;
       lo.items[0].second = Value::integer(k + 1);
       lo.items[1].second = Value::integer(k);
@@ -199,7 +215,14 @@ class Renderer {
   Value make_macro(const Node &n, const ScopePtr &scope, std::string name = {}) {
     if (name.empty()) name = n.name;
     const Node *def = &n;
+    macro_scopes_.push_back(scope);
     return Value::function(name, [this, def, scope, name](Args &a) {
+      if (call_depth_ >= kMaxCallDepth) throw Error(fmt::format("macro calls nest deeper than {} (a recursion without end?)", kMaxCallDepth));
+      ++call_depth_;
+      struct Leave {
+        int &d;
+        ~Leave() { --d; }
+      } leave{call_depth_};
       auto local = std::make_shared<Scope>();
       local->parent = scope;
       size_t k = 0;
@@ -346,6 +369,7 @@ class Renderer {
   }
 
   Value eval(const Node &n, const ScopePtr &scope) {
+    tick();
     return at(n, [&]() -> Value {
       switch (n.kind) {
         case Node::Kind::literal: return n.value;
@@ -407,13 +431,19 @@ class Renderer {
           check_defined(v);
           if (!v.is_number()) throw Error(fmt::format("bad operand type for unary {}: '{}'", n.kind == Node::Kind::neg ? '-' : '+', type_name(v)));
           if (n.kind == Node::Kind::pos) return v.type == Value::Type::boolean ? Value::integer(v.b) : v;
-          return v.type == Value::Type::floating ? Value::floating(-v.f) : Value::integer(-(v.type == Value::Type::boolean ? v.b : v.i));
+          if (v.type == Value::Type::floating) return Value::floating(-v.f);
+          if (v.type == Value::Type::integer && v.i == INT64_MIN) throw Error("integer overflow in unary - (integers here are 64-bit)");
+          return Value::integer(-(v.type == Value::Type::boolean ? v.b : v.i));
         }
         case Node::Kind::binary: {
           Value ta, tb;
           const Value &a = ref(*n.kids[0], scope, ta);
           const Value &b = ref(*n.kids[1], scope, tb);
-          if (n.name == "~") return Value::string(to_str(a) + to_str(b));
+          if (n.name == "~") {
+            std::string left = to_str(a), right = to_str(b);
+            check_string_size(left.size() + right.size());
+            return Value::string(left + right);
+          }
           check_defined(a);
           check_defined(b);
           return arithmetic(n.name, a, b);
@@ -460,6 +490,9 @@ class Renderer {
 
   const Value &context_;
   Rendered &out_;
+  std::vector<ScopePtr> macro_scopes_;
+  uint64_t steps_ = 0;
+  int call_depth_ = 0;  // the scopes macros were defined in (see ~Renderer)
   const Value *captured_ = nullptr;
 };
 

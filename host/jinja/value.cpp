@@ -444,4 +444,9 @@ std::vector<size_t> char_offsets(std::string_view s) {
   return out;
 }
 
+void check_string_size(size_t bytes) {
+  if (bytes > kMaxStringBytes)
+    throw Error(fmt::format("a string of {} bytes exceeds the sandbox's {} MiB", bytes, kMaxStringBytes >> 20));
+}
+
 }  // namespace keel::jinja

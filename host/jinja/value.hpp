@@ -92,6 +92,14 @@ struct Callable {
   std::function<Value(Args &)> call;
 };
 
+// The sandbox's bounds (a hostile template must fail with an Error, not exhaust the machine): a
+// string a template builds, a list it builds by repetition, and (template.hpp) its nesting, call
+// depth and steps. Real chat templates render kilobytes.
+constexpr size_t kMaxStringBytes = 16u << 20;
+constexpr size_t kMaxListItems = 1u << 20;
+// Throws Error when a string of `bytes` would exceed kMaxStringBytes.
+void check_string_size(size_t bytes);
+
 // Python's truth value.
 bool truthy(const Value &v);
 // Python's str(): what {{ v }} prints (Undefined prints nothing).

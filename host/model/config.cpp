@@ -125,7 +125,7 @@ ModelConfig ModelConfig::load(const std::filesystem::path &config_json) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error &e) {
+  } catch (const nlohmann::json::exception &e) {
     throw UserError(fmt::format("{}: not valid JSON: {}", config_json.string(), e.what()));
   }
   return from_json(j, config_json.string());

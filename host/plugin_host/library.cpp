@@ -60,9 +60,9 @@ uint64_t required_hooks(keel_kind_t kind) {
 
 bool empty(const char *s) { return s == nullptr || *s == '\0'; }
 
-// Every check that needs no instance. Throws UserError("<reason>").
-void validate(const PluginLibrary &lib) {
-  const keel_plugin_entry_t *e = lib.entry;
+}  // namespace
+
+void validate_plugin_entry(const keel_plugin_entry_t *e) {
   if (e->struct_size < offsetof(keel_plugin_entry_t, abi) + sizeof(e->abi))
     throw UserError(fmt::format("keel_plugin_entry is too small ({} bytes) to hold an ABI version",
                                 e->struct_size));
@@ -117,8 +117,6 @@ void validate(const PluginLibrary &lib) {
                                 d->requires_torch, host_torch_version()));
 }
 
-}  // namespace
-
 const PluginLibrary &load_plugin_library(const fs::path &path) {
   // Never unloaded (ARCHITECTURE.md §2 rule 7): the libraries and the records live forever.
   static auto *loaded = new std::map<fs::path, PluginLibrary>();
@@ -145,7 +143,7 @@ const PluginLibrary &load_plugin_library(const fs::path &path) {
   rec.entry = &lib.get<const keel_plugin_entry_t>(KEEL_PLUGIN_ENTRY_SYMBOL);
   handles->push_back(std::move(lib));
   try {
-    validate(rec);  // checks the entry's struct_size before its descriptor field is read
+    validate_plugin_entry(rec.entry);  // checks the entry's struct_size before its descriptor field is read
   } catch (const UserError &e) {
     throw UserError(fmt::format("{}: {}", path.string(), e.what()));
   }

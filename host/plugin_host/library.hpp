@@ -25,6 +25,10 @@ struct PluginLibrary {
 // the reason: not loadable, no keel_plugin_entry, ABI versions, descriptor fields, torch version.
 const PluginLibrary &load_plugin_library(const std::filesystem::path &path);
 
+// Every check of an entry and its descriptor that needs no instance (the entry's struct_size is
+// checked before its descriptor field is read). Throws UserError("<reason>").
+void validate_plugin_entry(const keel_plugin_entry_t *entry);
+
 // The torch version this keel was built with ("2.14.1"), compared with requires_torch.
 std::string host_torch_version();
 

@@ -153,7 +153,7 @@ std::vector<json> read_jsonl(const fs::path &file) {
     if (line.empty()) continue;
     try {
       rows.push_back(json::parse(line));
-    } catch (const json::parse_error &) {  // a line cut short by a kill: the rest is still useful
+    } catch (const json::exception &) {  // a line cut short by a kill: the rest is still useful
     }
   }
   return rows;

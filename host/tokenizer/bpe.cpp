@@ -57,6 +57,13 @@ const Bpe::Merge *Bpe::MergeTable::get(int32_t a, int32_t b) const {
   }
 }
 
+int32_t token_id(const nlohmann::json &v, std::string_view what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= kMaxTokenId)
+    throw UserError(fmt::format("tokenizer.json: {} = {} is not a token id (an integer in [0, {}))", what,
+                                v.dump(), kMaxTokenId));
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
 Bpe::Bpe(const nlohmann::json &m, bool byte_level) : byte_level_(byte_level) {
   if (m.value("type", "BPE") != "BPE")
     throw UserError(fmt::format("tokenizer.json: model '{}' is not supported, expected BPE", m.value("type", "")));
@@ -72,7 +79,10 @@ Bpe::Bpe(const nlohmann::json &m, bool byte_level) : byte_level_(byte_level) {
 
   const auto &vocab = m.at("vocab");
   int32_t max_id = -1;
-  for (const auto &[k, v] : vocab.items()) max_id = std::max(max_id, v.get<int32_t>());
+  for (const auto &[k, v] : vocab.items()) {
+    const int32_t id = token_id(v, fmt::format("vocab['{}']", k));  // ids index tables here
+    max_id = std::max(max_id, id);
+  }
   keys_.resize(max_id + 1);
   ids_.reserve(vocab.size() * 2);
   auto raw = [&](const std::string &key) -> std::string {
@@ -81,19 +91,19 @@ Bpe::Bpe(const nlohmann::json &m, bool byte_level) : byte_level_(byte_level) {
     return b ? *b : key;  // a key outside the byte map (rare) stays as written
   };
   for (const auto &[k, v] : vocab.items()) {
-    int32_t id = v.get<int32_t>();
+    int32_t id = v.get<int32_t>();  // checked above
     keys_[id] = k;
     ids_.emplace(raw(k), id);
   }
   if (m.contains("unk_token") && m["unk_token"].is_string()) {
     auto it = vocab.find(m["unk_token"].get<std::string>());
-    if (it != vocab.end()) unk_ = it->get<int32_t>();
+    if (it != vocab.end()) unk_ = token_id(*it, "unk/byte-fallback token");
   }
   for (int b = 0; b < 256; ++b) {
     auto id = find(std::string(1, static_cast<char>(b)));
     byte_ids_[b] = byte_level_ && id ? *id : -1;
     auto it = vocab.find(fmt::format("<0x{:02X}>", b));
-    fallback_ids_[b] = it != vocab.end() ? it->get<int32_t>() : -1;
+    fallback_ids_[b] = it != vocab.end() ? token_id(*it, "unk/byte-fallback token") : -1;
   }
 
   // Merges: "a b" (older files) or ["a", "b"]; rank = position in the list.

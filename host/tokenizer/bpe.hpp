@@ -15,6 +15,13 @@
 
 namespace keel {
 
+// The largest token id keel accepts (16M; real vocabularies have up to a few hundred thousand).
+constexpr int32_t kMaxTokenId = 1 << 24;
+
+// A token id read from tokenizer.json: an integer in [0, kMaxTokenId), else UserError naming `what`
+// (nlohmann's get<int32_t> would cast 1e51 or -1 without a word).
+int32_t token_id(const nlohmann::json &v, std::string_view what);
+
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const;

@@ -32,7 +32,7 @@ std::string read_file(const fs::path &p) {
 json parse_json(const std::string &text, const std::string &where) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error &e) {
+  } catch (const json::exception &e) {
     throw UserError(fmt::format("{}: malformed JSON ({})", where, e.what()));
   }
 }
@@ -64,13 +64,13 @@ void post_tokens(const json &pp, std::vector<int32_t> &pre, std::vector<int32_t>
       }
       const std::string id = item.at("SpecialToken").at("id").get<std::string>();
       const json &st = pp.at("special_tokens").at(id);
-      for (const json &v : st.at("ids")) (seen_a ? post : pre).push_back(v.get<int32_t>());
+      for (const json &v : st.at("ids")) (seen_a ? post : pre).push_back(token_id(v, "post_processor special token id"));
     }
     return;
   }
   if (type == "RobertaProcessing" || type == "BertProcessing") {
-    pre.push_back(pp.at("cls").at(1).get<int32_t>());
-    post.push_back(pp.at("sep").at(1).get<int32_t>());
+    pre.push_back(token_id(pp.at("cls").at(1), "post_processor cls id"));
+    post.push_back(token_id(pp.at("sep").at(1), "post_processor sep id"));
     return;
   }
   throw UserError(fmt::format("tokenizer.json: post-processor '{}' is not supported (keel supports TemplateProcessing, "
@@ -134,7 +134,7 @@ Tokenizer Tokenizer::from_json(json tj, json config, std::string source) {
     std::vector<AddedToken> added;
     for (const json &a : tj.value("added_tokens", json::array())) {
       AddedToken x;
-      x.id = a.at("id").get<int32_t>();
+      x.id = token_id(a.at("id"), "added_tokens id");
       x.content = a.at("content").get<std::string>();
       x.single_word = a.value("single_word", false);
       x.lstrip = a.value("lstrip", false);

@@ -519,7 +519,7 @@ class Trainer {
       json j;
       try {
         j = json::parse(line);
-      } catch (const json::parse_error &) {
+      } catch (const json::exception &) {
         throw UserError(fmt::format("{}:{}: not valid JSON", file, n));
       }
       std::string text;

@@ -125,6 +125,20 @@ TEST_CASE("bad lines stop the load with file:line, or are skipped and counted") 
   CHECK(d.stats.examples == 2);
 }
 
+TEST_CASE("hostile lines are bad lines with a reason: deep nesting, number overflow") {
+  Tokenizer t = byte_tok();
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');
+  fs::path p = write_file("hostile.jsonl",
+                          R"({"messages":[{"role":"user","content":"q","x":)" + deep + R"(},{"role":"assistant","content":"a"}]})" +
+                              "\n" + R"({"text": "a", "n": 1e999999})" + "\n" + R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})" + "\n");
+  std::string err = error_of([&] { load(p, t, "chatml"); });
+  CHECK(err.find("hostile.jsonl:1: JSON nested 20003 levels deep, expected at most 64") != std::string::npos);
+  toml::table skip{{"skip_bad_lines", true}};
+  Dataset d = load(p, t, "chatml", 4096, skip);
+  CHECK(d.stats.bad_lines == 2);  // the second: nlohmann's out_of_range for 1e999999, not a crash
+  CHECK(d.stats.examples == 1);
+}
+
 TEST_CASE("over-long examples are truncated or dropped, and counted") {
   Tokenizer t = byte_tok();
   fs::path p = write_file("long.jsonl", R"({"text":"0123456789012345678901234567890123456789"})" "\n" R"({"text":"ab"})" "\n");

@@ -83,3 +83,37 @@ TEST_CASE("jinja: errors carry the template's line and column and name what fail
   CHECK(l4 == 2);
   CHECK(m4.find("'append' of 'list' object is unsafe") != std::string::npos);
 }
+
+TEST_CASE("jinja: a hostile template fails with an Error within the sandbox's bounds") {
+  auto error_of = [](const std::string &src) -> std::string {
+    try {
+      Template::parse(src).render(Value::make_dict());
+    } catch (const Error &e) {
+      return e.what();
+    }
+    return "";
+  };
+  auto repeat = [](const std::string &s, int n) {
+    std::string out;
+    for (int k = 0; k < n; ++k) out += s;
+    return out;
+  };
+  // Nesting: the parser's stack is bounded (found by the chat_template fuzz target's inputs).
+  CHECK(error_of("{{ " + repeat("(", 5000) + "1" + repeat(")", 5000) + " }}").find("nest deeper than 200") != std::string::npos);
+  CHECK(error_of(repeat("{% if true %}", 5000) + repeat("{% endif %}", 5000)).find("nest deeper than 200") != std::string::npos);
+  CHECK(error_of("{{ " + repeat("not ", 5000) + "1 }}").find("nest deeper than 200") != std::string::npos);
+  CHECK(error_of("{{ " + repeat("(", 150) + "1" + repeat(")", 150) + " }}").empty());  // within the bound
+  // Recursion, run time, size, integer overflow.
+  CHECK(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("macro calls nest deeper than 200") != std::string::npos);
+  CHECK(error_of("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}").find("more than 5000000 steps") != std::string::npos);
+  CHECK(error_of("{{ 'a' * 10000000000 }}").find("exceeds the sandbox's 16 MiB") != std::string::npos);
+  CHECK(error_of("{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}").find("16 MiB") != std::string::npos);
+  CHECK(error_of("{{ [1, 2] * 10000000 }}").find("more than 1048576 items") != std::string::npos);
+  CHECK(error_of("{{ 9223372036854775807 + 1 }}").find("integer overflow in +") != std::string::npos);
+  CHECK(error_of("{{ 2 ** 1000000000000 }}").find("integer overflow in **") != std::string::npos);
+  CHECK(error_of("{{ -(-9223372036854775807 - 1) }}").find("integer overflow") != std::string::npos);
+  // What Python gives where a C++ conversion would throw or be undefined.
+  CHECK(Template::parse("{{ 1e999 }} {{ 1.5e-99999 }} {{ '1e999' | float }} {{ ' 12 ' | int }} {{ 3 ** 4 }}")
+            .render(Value::make_dict()).text == "inf 0.0 inf 12 81");
+  CHECK(error_of("{{ [1, 2][1:, 0] }}").find("slice inside a tuple subscript") != std::string::npos);
+}
