@@ -9,7 +9,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out="$here/build-fuzz"
-targets="safetensors_header tokenizer_load tokenizer_encode pipeline_config jsonl_dataset chat_template plugin_descriptor"
+targets=$(cd "$here/tests/fuzz" && ls *.cpp | sed 's/\.cpp$//' | tr '\n' ' ')  # one per .cpp, as CMakeLists.txt
 
 if ! command -v clang++ >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
   echo "fuzz: SKIPPED: clang and libFuzzer are not installed (apt-get install clang libclang-rt-dev)"

@@ -639,7 +639,9 @@ Value f_int(const Value &v, Args &a) {
   a.done("int");
   if (v.type == Value::Type::integer) return v;
   if (v.type == Value::Type::boolean) return Value::integer(v.b);
-  if (v.type == Value::Type::floating) return std::isfinite(v.f) && std::fabs(v.f) < 9.2e18 ? Value::integer(static_cast<int64_t>(v.f)) : dflt;
+  // A double converts to int64 only inside its range (outside, the cast is UB; Python gives a bigint).
+  auto fits = [](double d) { return std::isfinite(d) && std::fabs(d) < 9.2e18; };
+  if (v.type == Value::Type::floating) return fits(v.f) ? Value::integer(static_cast<int64_t>(v.f)) : dflt;
   if (v.is_string()) {
     std::string s = strip(v.s, Value::none(), true, true);
     s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
@@ -651,7 +653,7 @@ Value f_int(const Value &v, Args &a) {
     }
     char *end = nullptr;
     const double d = std::strtod(s.c_str(), &end);
-    if (!s.empty() && end == s.c_str() + s.size() && std::isfinite(d) && std::fabs(d) < 9.2e18)
+    if (!s.empty() && end == s.c_str() + s.size() && fits(d))
       return Value::integer(static_cast<int64_t>(d));
   }
   return dflt;
@@ -672,7 +674,7 @@ Value f_abs(const Value &v, Args &a) {
   a.done("abs");
   if (v.type == Value::Type::floating) return Value::floating(std::fabs(v.f));
   const int64_t x = need_int(v, "abs");
-  if (x == INT64_MIN) throw Error("integer overflow in abs (integers here are 64-bit)");
+  if (x == INT64_MIN) throw integer_overflow("abs");
   return Value::integer(x < 0 ? -x : x);
 }
 Value f_round(const Value &v, Args &a) {
@@ -1076,8 +1078,7 @@ Value arithmetic(std::string_view op, const Value &a, const Value &b) {
   };
   if (a.is_number() && b.is_number()) {
     bool ints = a.type != Value::Type::floating && b.type != Value::Type::floating;
-    // Python's integers do not overflow; these are 64-bit, so an overflow is an error, not UB.
-    auto overflow = [&]() { return Error(fmt::format("integer overflow in {} (integers here are 64-bit)", op)); };
+    auto overflow = [&] { return integer_overflow(op); };
     if (ints && (op == "+" || op == "-" || op == "*")) {
       int64_t r = 0;
       const bool over = op == "+"   ? __builtin_add_overflow(ival(a), ival(b), &r)

@@ -432,7 +432,7 @@ class Renderer {
           if (!v.is_number()) throw Error(fmt::format("bad operand type for unary {}: '{}'", n.kind == Node::Kind::neg ? '-' : '+', type_name(v)));
           if (n.kind == Node::Kind::pos) return v.type == Value::Type::boolean ? Value::integer(v.b) : v;
           if (v.type == Value::Type::floating) return Value::floating(-v.f);
-          if (v.type == Value::Type::integer && v.i == INT64_MIN) throw Error("integer overflow in unary - (integers here are 64-bit)");
+          if (v.type == Value::Type::integer && v.i == INT64_MIN) throw integer_overflow("unary -");
           return Value::integer(-(v.type == Value::Type::boolean ? v.b : v.i));
         }
         case Node::Kind::binary: {
@@ -440,9 +440,10 @@ class Renderer {
           const Value &a = ref(*n.kids[0], scope, ta);
           const Value &b = ref(*n.kids[1], scope, tb);
           if (n.name == "~") {
-            std::string left = to_str(a), right = to_str(b);
-            check_string_size(left.size() + right.size());
-            return Value::string(left + right);
+            std::string joined = to_str(a), right = to_str(b);
+            check_string_size(joined.size() + right.size());
+            joined += right;
+            return Value::string(std::move(joined));
           }
           check_defined(a);
           check_defined(b);
@@ -490,9 +491,9 @@ class Renderer {
 
   const Value &context_;
   Rendered &out_;
-  std::vector<ScopePtr> macro_scopes_;
+  std::vector<ScopePtr> macro_scopes_;  // the scopes macros were defined in (see ~Renderer)
   uint64_t steps_ = 0;
-  int call_depth_ = 0;  // the scopes macros were defined in (see ~Renderer)
+  int call_depth_ = 0;
   const Value *captured_ = nullptr;
 };
 

@@ -444,6 +444,10 @@ std::vector<size_t> char_offsets(std::string_view s) {
   return out;
 }
 
+Error integer_overflow(std::string_view op) {
+  return Error(fmt::format("integer overflow in {} (integers here are 64-bit)", op));
+}
+
 void check_string_size(size_t bytes) {
   if (bytes > kMaxStringBytes)
     throw Error(fmt::format("a string of {} bytes exceeds the sandbox's {} MiB", bytes, kMaxStringBytes >> 20));

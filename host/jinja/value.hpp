@@ -99,6 +99,8 @@ constexpr size_t kMaxStringBytes = 16u << 20;
 constexpr size_t kMaxListItems = 1u << 20;
 // Throws Error when a string of `bytes` would exceed kMaxStringBytes.
 void check_string_size(size_t bytes);
+// Python's integers do not overflow; these are 64-bit, so an overflow is this Error, never UB.
+Error integer_overflow(std::string_view op);
 
 // Python's truth value.
 bool truthy(const Value &v);
