@@ -35,9 +35,14 @@ flock -u 9
 
 target=$1 seconds=${2:-30}
 bin="$out/fuzz_$target"
+shared=${KEEL_SHARED_DATA:-$(cd "$here/.." && pwd)/shared/data}
+if grep -q "shared_data(" "$here/tests/fuzz/$target.cpp" && [ ! -d "$shared/tokenizers/qwen3" ]; then
+  echo "fuzz: $target: SKIPPED: it reads the real Qwen3 tokenizer in $shared, which is absent"
+  exit 77
+fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-mkdir -p "$out/corpus/$target" "$out/findings/$target"
+mkdir -p "$out/corpus/$target" "$out/findings/$target" "$out/seeds/$target"
 regressions="$here/tests/fuzz/regressions/$target"
 if compgen -G "$regressions/*" >/dev/null; then
   "$bin" -rss_limit_mb=2048 -timeout=10 "$regressions"/* >"$out/findings/$target/replay.log" 2>&1 ||

@@ -185,9 +185,10 @@ Tokenizer Tokenizer::from_json(json tj, json config, std::string source) {
         }
       }
       if (config.contains("extra_special_tokens") && config["extra_special_tokens"].is_object())
-        for (auto it = config["extra_special_tokens"].begin(); it != config["extra_special_tokens"].end(); ++it)
+        for (auto it = config["extra_special_tokens"].begin(); it != config["extra_special_tokens"].end(); ++it) {
           if (it->is_string()) t.special_tokens_.emplace_back(it.key(), it->get<std::string>());
           else if (it->is_object() && it->contains("content")) t.special_tokens_.emplace_back(it.key(), (*it)["content"].get<std::string>());
+        }
     }
   } catch (const json::exception &e) {
     throw UserError(fmt::format("{}: unexpected structure ({})", source, e.what()));

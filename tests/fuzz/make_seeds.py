@@ -37,24 +37,29 @@ put("safetensors_header", "empty", safetensors({}))
 put("safetensors_header", "index", json.dumps({"metadata": {"total_size": 8},
     "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
 
+have_shared = os.path.isdir(shared)
+if not have_shared:
+    print(f"make_seeds: {shared} is absent: no seeds from the real tokenizer and templates")
+
 # tokenizer.json: the real Qwen3 one cut to its first 300 tokens and the merges among them, with
 # its normalizer, pre-tokenizer, decoder and added tokens; and variants of those parts.
-tok = json.load(open(os.path.join(shared, "tokenizers/qwen3/tokenizer.json")))
-vocab = {k: v for k, v in tok["model"]["vocab"].items() if v < 300}
-merges = []
-for m in tok["model"]["merges"]:
-    a, b = m if isinstance(m, list) else m.split(" ", 1)
-    if a in vocab and b in vocab and a + b in vocab:
-        merges.append([a, b])
-small = dict(tok)
-small["model"] = dict(tok["model"], vocab=vocab, merges=merges)
-small["added_tokens"] = [dict(t, id=300 + i) for i, t in enumerate(tok["added_tokens"][:4])]
-put("tokenizer_load", "qwen3_small.json", json.dumps(small))
-put("tokenizer_load", "no_normalizer.json", json.dumps(dict(small, normalizer=None)))
-put("tokenizer_load", "bytelevel_only.json", json.dumps(dict(small, pre_tokenizer={"type": "ByteLevel",
-    "add_prefix_space": True, "trim_offsets": True, "use_regex": True})))
-put("tokenizer_load", "string_merges.json", json.dumps(dict(small, model=dict(small["model"],
-    merges=[" ".join(m) for m in merges]))))
+tok = json.load(open(os.path.join(shared, "tokenizers/qwen3/tokenizer.json"))) if have_shared else None
+if tok:
+    vocab = {k: v for k, v in tok["model"]["vocab"].items() if v < 300}
+    merges = []
+    for m in tok["model"]["merges"]:
+        a, b = m if isinstance(m, list) else m.split(" ", 1)
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append([a, b])
+    small = dict(tok)
+    small["model"] = dict(tok["model"], vocab=vocab, merges=merges)
+    small["added_tokens"] = [dict(t, id=300 + i) for i, t in enumerate(tok["added_tokens"][:4])]
+    put("tokenizer_load", "qwen3_small.json", json.dumps(small))
+    put("tokenizer_load", "no_normalizer.json", json.dumps(dict(small, normalizer=None)))
+    put("tokenizer_load", "bytelevel_only.json", json.dumps(dict(small, pre_tokenizer={"type": "ByteLevel",
+        "add_prefix_space": True, "trim_offsets": True, "use_regex": True})))
+    put("tokenizer_load", "string_merges.json", json.dumps(dict(small, model=dict(small["model"],
+        merges=[" ".join(m) for m in merges]))))
 
 texts = ["Hello, world!", "  leading spaces\n\n\ttabs", "héllo wörld Ünïcödé", "日本語のテキスト",
          "emoji 👍🏽 family 👨‍👩‍👧", "<|im_start|>user\nhi<|im_end|>\n", "a" * 300, "1234567890 3.14159",
